@@ -1,0 +1,1 @@
+"""The PySpark Structured Streaming job: validate, enrich, aggregate, write Parquet."""

@@ -1,0 +1,232 @@
+"""One micro-batch, end to end: the ``foreachBatch`` function of the streaming query.
+
+Order matters for exactly-once (see :mod:`.state`): undo any earlier attempt of this
+batch id, compute from state < batch id, stage, snapshot, publish, report progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from .. import contract as C
+from . import transforms as X
+from .config import ProcessorConfig
+from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file
+
+log = logging.getLogger("spjobs.processor")
+
+AMOUNT_ARROW = pa.decimal128(18, 2)
+_VERSION_COLUMNS = ("customer_id", "state", "city", "birth_date", "kafka_timestamp")
+
+
+@dataclass
+class Counters:
+    """Cumulative figures carried from batch to batch (and shown by the local runner)."""
+
+    batches: int = 0
+    input: dict[str, int] = field(default_factory=dict)  # by topic
+    written: dict[str, int] = field(default_factory=dict)  # by dataset
+    quarantined: dict[str, int] = field(default_factory=dict)  # by reason
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> partition -> next offset
+    max_kafka_timestamp_ms: int = 0
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> Counters:
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+    def add(self, bucket: dict[str, int], key: str, n: int) -> None:
+        bucket[key] = bucket.get(key, 0) + int(n)
+
+
+class BatchProcessor:
+    """Callable given to ``DataStreamWriter.foreachBatch``."""
+
+    def __init__(self, cfg: ProcessorConfig) -> None:
+        self.cfg = cfg
+        self.sink = Path(cfg.sink_path)
+        work = cfg.checkpoint_root
+        self.customers_state = DeltaTable(work / "state" / "customers")
+        self.txids_state = DeltaTable(work / "state" / "transaction_ids")
+        self.snapshots = Snapshots(work / "state" / "snapshots")
+        self.publisher = Publisher(self.sink, work)
+        self.progress_file = work / "progress.json"
+        for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
+            (self.sink / name).mkdir(parents=True, exist_ok=True)
+
+    # -- the foreachBatch entry point ---------------------------------------------------
+    def __call__(self, raw: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        spark = raw.sparkSession
+        self.publisher.undo(batch_id)
+        self.customers_state.discard(batch_id)
+        self.txids_state.discard(batch_id)
+        self.snapshots.discard(batch_id)
+        if batch_id > 0 and batch_id % self.cfg.compact_every == 0:
+            self.customers_state.compact(spark, batch_id - 1)
+            self.txids_state.compact(spark, batch_id - 1)
+
+        counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
+        raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            self._process(spark, raw, batch_id, counters)
+        finally:
+            raw.unpersist()
+        self.publisher.forget_before(batch_id)
+        elapsed = time.monotonic() - started
+        self._report(batch_id, counters, elapsed)
+
+    def _process(self, spark, raw: DataFrame, batch_id: int, counters: Counters) -> None:  # type: ignore[no-untyped-def]
+        stats = raw.groupBy("topic", "partition").agg(
+            F.count("*").alias("n"), F.max("offset").alias("max_offset"),
+            F.max("kafka_timestamp").alias("max_ts"),
+        ).collect()
+        for row in stats:
+            counters.add(counters.input, row["topic"], row["n"])
+            parts = counters.offsets.setdefault(row["topic"], {})
+            parts[str(row["partition"])] = max(parts.get(str(row["partition"]), 0), int(row["max_offset"]) + 1)
+            if row["max_ts"] is not None:
+                ts_ms = int(row["max_ts"].replace(tzinfo=timezone.utc).timestamp() * 1000)
+                counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ts_ms)
+        counters.batches += 1
+
+        cust = X.validate_customers(raw.where(F.col("topic") == self.cfg.customers_topic))
+        cust = cust.persist(StorageLevel.MEMORY_AND_DISK)
+        new_versions = X.customer_versions(cust)
+        versions = new_versions.select(*_VERSION_COLUMNS)
+        old = self.customers_state.paths_before(batch_id)
+        if old:
+            versions = spark.read.parquet(*old).select(*_VERSION_COLUMNS).unionByName(versions)
+
+        txn = X.validate_transactions(raw.where(F.col("topic") == self.cfg.transactions_topic))
+        seen = self.txids_state.paths_before(batch_id)
+        txn = X.mark_duplicates(txn, spark.read.parquet(*seen) if seen else None)
+        accepted_ids = F.col("reason").isNull()
+        txn = txn.withColumn("_id_taken", accepted_ids)
+        txn = X.enrich(txn, versions, self.cfg.age_bands).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            self._write(spark, batch_id, cust, new_versions, txn, counters)
+        finally:
+            txn.unpersist()
+            cust.unpersist()
+
+    def _write(self, spark, batch_id, cust, new_versions, txn, counters) -> None:  # type: ignore[no-untyped-def]
+        quarantine = X.quarantine_rows(cust, "customer", batch_id).unionByName(
+            X.quarantine_rows(txn, "transaction", batch_id)
+        )
+        outcome = (
+            cust.select(F.lit("customer").alias("t"), "reason")
+            .unionByName(txn.select(F.lit("transaction").alias("t"), "reason"))
+            .groupBy("t", "reason").count().collect()
+        )
+        n_txn = sum(r["count"] for r in outcome if r["t"] == "transaction" and r["reason"] is None)
+        n_cust = sum(r["count"] for r in outcome if r["t"] == "customer" and r["reason"] is None)
+        n_quar = sum(r["count"] for r in outcome if r["reason"] is not None)
+
+        n_taken = n_txn + sum(
+            r["count"] for r in outcome if r["t"] == "transaction" and r["reason"] == C.REASON_UNKNOWN_CUSTOMER
+        )
+
+        datasets = []
+        transactions = X.transaction_rows(txn)
+        if n_txn:
+            transactions.write.partitionBy("year", "month").parquet(
+                str(self.publisher.stage_dir(batch_id, C.OUT_TRANSACTIONS))
+            )
+            datasets.append(C.OUT_TRANSACTIONS)
+        if n_taken:
+            # Every id that passed the record checks is used up, even if its customer was unknown.
+            txn.where(F.col("_id_taken")).select("transaction_id").write.parquet(
+                str(self.txids_state.delta_path(batch_id))
+            )
+        if n_cust:
+            new_versions.write.parquet(str(self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS)))
+            datasets.append(C.OUT_CUSTOMERS)
+            new_versions.write.parquet(str(self.customers_state.delta_path(batch_id)))
+        if n_quar:
+            quarantine.coalesce(1).write.parquet(str(self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE)))
+            datasets.append(C.OUT_QUARANTINE)
+
+        aggregates = self._aggregates(batch_id, transactions if n_txn else None)
+        for r in outcome:
+            if r["reason"] is None:
+                counters.add(counters.written, C.OUT_TRANSACTIONS if r["t"] == "transaction" else C.OUT_CUSTOMERS,
+                             r["count"])
+            else:
+                counters.add(counters.quarantined, r["reason"], r["count"])
+        counters.written[C.OUT_QUARANTINE] = sum(counters.quarantined.values())
+
+        work = self.cfg.checkpoint_root / "state" / "snapshots"
+        self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
+        self.publisher.publish(batch_id, datasets)
+        snap = work / f"snap-{batch_id:010d}"
+        for name in aggregates:
+            replace_file(snap / name, self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet")
+
+    def _aggregates(self, batch_id: int, transactions: DataFrame | None) -> dict[str, pa.Table]:
+        """New totals = previous snapshot + this batch's deltas (exact integer cents)."""
+        deltas = transactions and X.aggregate_deltas(transactions).toPandas()
+        tables: dict[str, pa.Table] = {}
+        for name, keys in C.AGGREGATES.items():
+            fname = f"{name}.parquet"
+            prev = self.snapshots.read_table(batch_id, fname)
+            frames = []
+            if prev is not None:
+                frames.append(prev.select([*keys, "transaction_count", "total_cents"]).to_pandas())
+            if deltas is not None and len(deltas):
+                frames.append(deltas[deltas["agg"] == name][[*keys, "transaction_count", "total_cents"]])
+            if not frames:
+                continue
+            df = pd.concat(frames, ignore_index=True)
+            df = df.groupby(list(keys), as_index=False, dropna=False)[["transaction_count", "total_cents"]].sum()
+            df = df.sort_values(list(keys), kind="stable").reset_index(drop=True)
+            tables[fname] = _aggregate_table(df, keys)
+        return tables
+
+    def _report(self, batch_id: int, counters: Counters, elapsed: float) -> None:
+        doc = {
+            "batch_id": batch_id,
+            "batch_seconds": round(elapsed, 3),
+            "updated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            **counters.__dict__,
+        }
+        atomic_write_text(self.progress_file, json.dumps(doc, sort_keys=True))
+        log.info(json.dumps({"event": "batch", **doc}))
+
+
+def _aggregate_table(df: pd.DataFrame, keys: tuple[str, ...]) -> pa.Table:
+    counts = df["transaction_count"].astype("int64").tolist()
+    cents = df["total_cents"].astype("int64").tolist()
+    # Half-up rounding of total/count to whole cents, exactly (all totals are positive).
+    avg = [(2 * c + n) // (2 * n) for c, n in zip(cents, counts)]
+    cols = {k: df[k].tolist() for k in keys}
+    arrays = {k: pa.array(v, type=pa.int32() if k in ("year", "month") else pa.string()) for k, v in cols.items()}
+    arrays["transaction_count"] = pa.array(counts, type=pa.int64())
+    arrays["total_amount"] = pa.array([Decimal(c).scaleb(-2) for c in cents], type=AMOUNT_ARROW)
+    arrays["avg_amount"] = pa.array([Decimal(a).scaleb(-2) for a in avg], type=AMOUNT_ARROW)
+    arrays["total_cents"] = pa.array(cents, type=pa.int64())
+    return pa.table(arrays)
+
+
+def read_progress(sink_path: str | Path) -> dict | None:
+    """The last finished batch's figures, for progress displays (None before the first)."""
+    path = Path(sink_path) / C.CHECKPOINTS_DIR / "processor" / "progress.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+__all__ = ["BatchProcessor", "read_progress", "pq"]

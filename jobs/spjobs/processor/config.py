@@ -1,0 +1,61 @@
+"""What the Spark job reads from the pipeline's job config (written by the operator/runner)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..contract import CHECKPOINTS_DIR, DEFAULT_AGE_BANDS
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Go-style duration ("1m30s", "250ms") to seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"not a duration: {text!r} (use e.g. '500ms', '5s', '1m30s')")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    bootstrap_servers: str
+    customers_topic: str = "customers"
+    transactions_topic: str = "transactions"
+    sink_path: str = "/data/streampipeline"
+    trigger_seconds: float = 5.0
+    max_offsets_per_trigger: int | None = None
+    age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
+    compact_every: int = 50  # batches between compactions of the state deltas
+    kafka_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return Path(self.sink_path) / CHECKPOINTS_DIR / "processor"
+
+    @classmethod
+    def from_job_config(cls, cfg: dict, **overrides: object) -> ProcessorConfig:
+        kafka = cfg.get("kafka", {})
+        topics = kafka.get("topics", {})
+        proc = cfg.get("processing", {})
+        values: dict[str, object] = {
+            "bootstrap_servers": kafka.get("bootstrapServers", "localhost:9092"),
+            "customers_topic": topics.get("customers", {}).get("name", "customers"),
+            "transactions_topic": topics.get("transactions", {}).get("name", "transactions"),
+            "sink_path": cfg.get("sink", {}).get("path", "/data/streampipeline"),
+            "trigger_seconds": parse_duration(proc.get("trigger", "5s")),
+            "max_offsets_per_trigger": proc.get("maxOffsetsPerTrigger"),
+            "age_bands": tuple(proc.get("ageBands", DEFAULT_AGE_BANDS)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: object) -> ProcessorConfig:
+        return cls.from_job_config(json.loads(Path(path).read_text()), **overrides)

@@ -1,0 +1,110 @@
+"""Build the Spark session and the streaming query; run until stopped.
+
+The query reads the two topics as two Kafka sources, transactions first: Spark asks
+sources for their latest offsets in plan order, so every transaction in a batch was
+appended before the customers offsets were fetched, and the generator acknowledges a
+customer before referencing it.  Hence a batch always holds (or follows) every customer
+version its transactions need, and "unknown customer" never means "not arrived yet".
+Only the transactions source is rate-limited (``maxOffsetsPerTrigger``) for that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from .batch import BatchProcessor
+from .config import ProcessorConfig
+
+log = logging.getLogger("spjobs.processor")
+
+
+def build_session(app_name: str = "streampipeline-processor", master: str | None = None,
+                  jars: Sequence[str] = (), extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """A session for the job; ``master``/``jars`` are for local runs (spark-submit sets them on k8s)."""
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": os.environ.get("SP_SHUFFLE_PARTITIONS", "4"),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "true",
+    }
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    conf.update(extra_conf or {})
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    return builder.getOrCreate()
+
+
+def _kafka_source(spark: SparkSession, cfg: ProcessorConfig, topic: str, *, limit: int | None,
+                  fail_on_data_loss: bool) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", str(fail_on_data_loss).lower())
+    )
+    if limit:
+        reader = reader.option("maxOffsetsPerTrigger", str(limit))
+    for k, v in cfg.kafka_options.items():
+        reader = reader.option(k, v)
+    return reader.load().select(
+        "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("key"), F.col("value").cast("string").alias("value"),
+    )
+
+
+def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
+    txns = _kafka_source(spark, cfg, cfg.transactions_topic, limit=cfg.max_offsets_per_trigger,
+                         fail_on_data_loss=True)
+    # Compaction removes superseded customer versions on purpose: not a loss.
+    customers = _kafka_source(spark, cfg, cfg.customers_topic, limit=None, fail_on_data_loss=False)
+    return (
+        txns.unionByName(customers)
+        .writeStream.queryName("streampipeline")
+        .foreachBatch(BatchProcessor(cfg))
+        .option("checkpointLocation", str(cfg.checkpoint_root / "spark"))
+        .trigger(processingTime=f"{int(cfg.trigger_seconds * 1000)} milliseconds")
+        .start()
+    )
+
+
+def run(cfg: ProcessorConfig, spark: SparkSession) -> None:
+    """Run until SIGTERM/SIGINT; stop between batches so nothing is half-done."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info(json.dumps({"event": "stopping", "signal": signum}))
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    query = start_query(spark, cfg)
+    log.info(json.dumps({"event": "started", "query_id": str(query.id), "sink": cfg.sink_path}))
+    while not stop.is_set():
+        if not query.isActive:
+            break
+        stop.wait(0.5)
+    if query.isActive:
+        while query.status.get("isTriggerActive"):
+            stop.wait(0.1)
+        query.stop()
+    exc = query.exception()
+    if exc is not None:
+        raise RuntimeError(f"streaming query failed: {exc}")
+    log.info(json.dumps({"event": "stopped"}))

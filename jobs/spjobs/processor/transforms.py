@@ -1,0 +1,283 @@
+"""Pure DataFrame transforms of one micro-batch: parse, validate, de-duplicate, enrich.
+
+Every function takes and returns DataFrames and touches no storage, so each one is
+unit-tested on a handful of rows.  The rules follow :mod:`spjobs.contract`; the first
+failing rule of a record is its quarantine reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from .. import contract as C
+
+AMOUNT_TYPE = T.DecimalType(12, 2)
+# A plain decimal with at most two places and at most ten integer digits (fits AMOUNT_TYPE).
+_AMOUNT_RE = r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TS_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+
+# Columns every raw row carries (from the Kafka source).
+RAW_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp", "key", "value")
+
+QUARANTINE_COLUMNS = (
+    "record_type", "reason", "detail", "transaction_id", "customer_id",
+    "topic", "partition", "offset", "kafka_timestamp", "key", "raw_value", "batch_id",
+)
+
+
+def _json_schema(fields: Sequence[str]) -> T.StructType:
+    # Everything is read as a string so that a wrong type becomes a reason, not a null.
+    return T.StructType(
+        [T.StructField(f, T.StringType()) for f in fields] + [T.StructField("_corrupt", T.StringType())]
+    )
+
+
+CUSTOMER_JSON = _json_schema(C.CUSTOMER_FIELDS)
+TRANSACTION_JSON = _json_schema(C.TRANSACTION_FIELDS)
+
+
+def _blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col) == "")
+
+
+def _first_missing(fields: Sequence[str]) -> Column:
+    """Name of the first required field that is absent, null or blank (else null)."""
+    return F.coalesce(*[F.when(_blank(F.col(f)), F.lit(f)) for f in fields])
+
+
+def _parse(raw: DataFrame, schema: T.StructType) -> DataFrame:
+    parsed = raw.withColumn(
+        "_j", F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
+    )
+    fields = [f.name for f in schema.fields]
+    return parsed.select(*RAW_COLUMNS, *[F.col(f"_j.{f}").alias(f) for f in fields])
+
+
+def _not_an_object(fields: Sequence[str]) -> Column:
+    # Malformed text lands in _corrupt; "{}" or "null" leaves every field null.
+    return F.col("_corrupt").isNotNull() | F.col("value").isNull() | F.coalesce(
+        *[F.col(f).isNotNull() for f in fields], F.lit(False)
+    ).__invert__()
+
+
+def _ts(col: Column) -> Column:
+    return F.when(col.rlike(_TS_RE), F.try_to_timestamp(col))
+
+
+def _date(col: Column) -> Column:
+    return F.when(col.rlike(_DATE_RE), F.try_to_timestamp(col, F.lit("yyyy-MM-dd")).cast("date"))
+
+
+def _classify(checks: list[tuple[Column, str, Column]]) -> tuple[Column, Column]:
+    """(reason, detail) of the first failing check, null when all pass."""
+    reason = F.lit(None).cast("string")
+    detail = F.lit(None).cast("string")
+    for cond, code, msg in reversed(checks):
+        reason = F.when(cond, F.lit(code)).otherwise(reason)
+        detail = F.when(cond, msg).otherwise(detail)
+    return reason, detail
+
+
+def validate_customers(raw: DataFrame) -> DataFrame:
+    """Parse customer records; adds ``reason``/``detail`` (null when valid) and typed columns."""
+    df = _parse(raw, CUSTOMER_JSON)
+    missing = _first_missing(C.CUSTOMER_REQUIRED)
+    df = (
+        df.withColumn("_missing", missing)
+        .withColumn("birth_date_d", _date(F.col("birth_date")))
+        .withColumn("signup_time_ts", _ts(F.col("signup_time")))
+        .withColumn("updated_at_ts", _ts(F.col("updated_at")))
+    )
+    reason, detail = _classify(
+        [
+            (_not_an_object(C.CUSTOMER_FIELDS), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
+            (F.col("_missing").isNotNull(), C.REASON_MISSING_FIELD,
+             F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'"))),
+            (F.col("birth_date_d").isNull(), C.REASON_MALFORMED_DATE,
+             F.concat(F.lit("birth_date is not yyyy-MM-dd: "), F.col("birth_date"))),
+            (F.col("signup_time_ts").isNull(), C.REASON_MALFORMED_DATE,
+             F.concat(F.lit("signup_time is not an ISO-8601 timestamp: "), F.col("signup_time"))),
+            (F.col("updated_at_ts").isNull(), C.REASON_MALFORMED_DATE,
+             F.concat(F.lit("updated_at is not an ISO-8601 timestamp: "), F.col("updated_at"))),
+        ]
+    )
+    return df.withColumn("reason", reason).withColumn("detail", detail).drop("_missing")
+
+
+def customer_versions(validated: DataFrame) -> DataFrame:
+    """Valid customers as the state/output rows: one row per received version."""
+    return validated.where(F.col("reason").isNull()).select(
+        "customer_id", "name", "email",
+        F.col("birth_date_d").alias("birth_date"), "state", "city",
+        F.col("signup_time_ts").alias("signup_time"), F.col("updated_at_ts").alias("updated_at"),
+        "kafka_timestamp", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
+    )
+
+
+def validate_transactions(raw: DataFrame) -> DataFrame:
+    """Stateless checks of transaction records; adds ``reason``/``detail`` and typed columns."""
+    df = _parse(raw, TRANSACTION_JSON)
+    df = (
+        df.withColumn("_missing", _first_missing(C.TRANSACTION_REQUIRED))
+        .withColumn("event_time_ts", _ts(F.col("event_time")))
+        .withColumn("_amount_ok", F.trim(F.col("amount")).rlike(_AMOUNT_RE))
+        .withColumn("amount_d", F.when(F.col("_amount_ok"), F.trim(F.col("amount")).try_cast(AMOUNT_TYPE)))
+    )
+    reason, detail = _classify(
+        [
+            (_not_an_object(C.TRANSACTION_FIELDS), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
+            (F.col("_missing").isNotNull(), C.REASON_MISSING_FIELD,
+             F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'"))),
+            (F.col("event_time_ts").isNull(), C.REASON_MALFORMED_DATE,
+             F.concat(F.lit("event_time is not an ISO-8601 timestamp: "), F.col("event_time"))),
+            (F.col("amount_d").isNull(), C.REASON_INVALID_AMOUNT,
+             F.concat(F.lit("amount is not a decimal with at most 2 places: "), F.col("amount"))),
+            (F.col("amount_d") <= 0, C.REASON_NON_POSITIVE_AMOUNT,
+             F.concat(F.lit("amount must be > 0, got "), F.col("amount"))),
+            (~F.col("category").isin(*C.CATEGORIES), C.REASON_UNKNOWN_CATEGORY,
+             F.concat(F.lit("unknown category: "), F.col("category"))),
+            (~F.col("payment_method").isin(*C.PAYMENT_METHODS), C.REASON_UNKNOWN_PAYMENT_METHOD,
+             F.concat(F.lit("unknown payment_method: "), F.col("payment_method"))),
+        ]
+    )
+    return df.withColumn("reason", reason).withColumn("detail", detail).drop("_missing", "_amount_ok")
+
+
+_ARRIVAL = ("kafka_timestamp", "partition", "offset")
+
+
+def mark_duplicates(candidates: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
+    """Set reason ``duplicate_transaction_id`` on all but the first arrival of each id.
+
+    First means lowest (kafka_timestamp, partition, offset) in this batch, and an id seen
+    in any earlier batch makes every arrival here a duplicate.  Only rows that passed
+    the stateless checks take part, so a broken record never "uses up" an id.
+    """
+    ok = F.col("reason").isNull()
+    rank = F.row_number().over(Window.partitionBy("transaction_id").orderBy(*_ARRIVAL))
+    df = candidates.withColumn("_rank", F.when(ok, rank))
+    if seen_ids is not None:
+        seen = seen_ids.select("transaction_id").distinct().withColumn("_seen", F.lit(True))
+        batch_ids = df.where(ok).select("transaction_id").distinct()
+        hits = seen.join(F.broadcast(batch_ids), "transaction_id")  # stream the big side
+        df = df.join(hits, "transaction_id", "left")
+    else:
+        df = df.withColumn("_seen", F.lit(None).cast("boolean"))
+    dup = ok & ((F.col("_rank") > 1) | F.col("_seen").isNotNull())
+    return (
+        df.withColumn("_dup", dup)
+        .withColumn(
+            "detail",
+            F.when(F.col("_dup"), F.concat(F.lit("transaction_id already received: "), F.col("transaction_id")))
+            .otherwise(F.col("detail")),
+        )
+        .withColumn("reason", F.when(F.col("_dup"), F.lit(C.REASON_DUPLICATE_TRANSACTION_ID)).otherwise(F.col("reason")))
+        .drop("_rank", "_seen", "_dup")
+    )
+
+
+def age_band(age: Column, bands: Sequence[int]) -> Column:
+    labels = C.age_band_labels(list(bands))
+    expr = F.lit(labels[-1])
+    for cut, label in reversed(list(zip(bands, labels))):
+        expr = F.when(age < cut, F.lit(label)).otherwise(expr)
+    return F.when(age.isNotNull(), expr)
+
+
+def age_at(birth: Column, when: Column) -> Column:
+    """Whole years between two dates (birthday not yet reached this year counts one less)."""
+    before_birthday = (F.month(when) < F.month(birth)) | (
+        (F.month(when) == F.month(birth)) & (F.dayofmonth(when) < F.dayofmonth(birth))
+    )
+    return F.year(when) - F.year(birth) - F.when(before_birthday, 1).otherwise(0)
+
+
+def enrich(candidates: DataFrame, versions: DataFrame, bands: Sequence[int]) -> DataFrame:
+    """Join each still-valid transaction to its customer as of the transaction's arrival.
+
+    The version used is the latest one whose Kafka timestamp is <= the transaction's (the
+    generator acknowledges a customer before it references it), else the earliest one.
+    A transaction with no valid customer at all gets reason ``unknown_customer``.
+    """
+    ok = F.col("reason").isNull()
+    c = versions.select(
+        F.col("customer_id").alias("_c_id"),
+        F.col("state").alias("c_state"), F.col("city").alias("c_city"),
+        F.col("birth_date").alias("c_birth_date"), F.col("kafka_timestamp").alias("_c_ts"),
+    )
+    joined = candidates.join(c, (candidates["customer_id"] == c["_c_id"]) & ok, "left")
+    eligible = F.col("_c_ts") <= F.col("kafka_timestamp")
+    w = Window.partitionBy("topic", "partition", "offset").orderBy(
+        F.when(eligible, 0).otherwise(1),
+        F.when(eligible, -F.col("_c_ts").cast("long")).otherwise(F.col("_c_ts").cast("long")),
+        F.col("_c_ts").cast("long").desc(),
+    )
+    best = joined.withColumn("_r", F.row_number().over(w)).where(F.col("_r") == 1)
+    unknown = ok & F.col("_c_id").isNull()
+    age = age_at(F.col("c_birth_date"), F.col("event_time_ts"))
+    return (
+        best.withColumn("_unknown", unknown)
+        .withColumn(
+            "detail",
+            F.when(F.col("_unknown"), F.concat(F.lit("no valid customer with id "), F.col("customer_id")))
+            .otherwise(F.col("detail")),
+        )
+        .withColumn("reason", F.when(F.col("_unknown"), F.lit(C.REASON_UNKNOWN_CUSTOMER)).otherwise(F.col("reason")))
+        .withColumn("age", F.when(F.col("reason").isNull(), age))
+        .withColumn("age_band", age_band(F.col("age"), bands))
+        .drop("_c_id", "_c_ts", "_r", "_unknown")
+    )
+
+
+def transaction_rows(classified: DataFrame) -> DataFrame:
+    """The ``transactions/`` dataset rows (valid, enriched), in contract column order."""
+    return classified.where(F.col("reason").isNull()).select(
+        "transaction_id", "customer_id",
+        F.col("event_time_ts").alias("event_time"),
+        F.col("amount_d").alias("amount"),
+        F.coalesce(F.col("currency"), F.lit(C.CURRENCY)).alias("currency"),
+        "category", "city", "payment_method", "merchant",
+        F.col("c_state").alias("state"), F.col("c_city").alias("customer_city"),
+        "age", "age_band",
+        F.year("event_time_ts").alias("year"), F.month("event_time_ts").alias("month"),
+        "kafka_timestamp", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
+    )
+
+
+def quarantine_rows(classified: DataFrame, record_type: str, batch_id: int) -> DataFrame:
+    """Rejected records with the raw payload and why, in contract column order."""
+    has_txn = "transaction_id" in classified.columns
+    return classified.where(F.col("reason").isNotNull()).select(
+        F.lit(record_type).alias("record_type"), "reason", "detail",
+        (F.col("transaction_id") if has_txn else F.lit(None).cast("string")).alias("transaction_id"),
+        "customer_id", "topic", "partition", "offset", "kafka_timestamp", "key",
+        F.col("value").alias("raw_value"), F.lit(batch_id).cast("long").alias("batch_id"),
+    )
+
+
+def aggregate_deltas(transactions: DataFrame) -> DataFrame:
+    """Counts and sums (in cents) of one batch for all four aggregates, in one job.
+
+    ``agg`` names the aggregate; the key columns that do not belong to it are null.
+    """
+    keys = sorted({k for ks in C.AGGREGATES.values() for k in ks})
+    sets = ", ".join("(" + ", ".join(ks) + ")" for ks in C.AGGREGATES.values())
+    transactions.select(*keys, (F.col("amount") * 100).cast("long").alias("cents")).createOrReplaceTempView(
+        "_sp_batch_txns"
+    )
+    whens = []
+    for name, ks in C.AGGREGATES.items():
+        cond = " AND ".join(f"grouping({k}) = {0 if k in ks else 1}" for k in keys)
+        whens.append(f"WHEN {cond} THEN '{name}'")
+    case = " ".join(whens)
+    spark = transactions.sparkSession
+    return spark.sql(
+        f"SELECT CASE {case} END AS agg, {', '.join(keys)}, "
+        f"count(*) AS transaction_count, sum(cents) AS total_cents "
+        f"FROM _sp_batch_txns GROUP BY GROUPING SETS ({sets})"
+    )

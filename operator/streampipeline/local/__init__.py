@@ -1,0 +1,1 @@
+"""Everything `streampipeline run` needs to run a pipeline on one machine."""
