@@ -1,0 +1,38 @@
+"""Shared fixtures: a real local Spark session and a real Kafka broker (both session-scoped)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A small local Spark session for transform tests (no Kafka connector needed)."""
+    from spjobs.processor.job import build_session
+
+    session = build_session(
+        "streampipeline-tests", master="local[2]",
+        extra_conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
+                    "spark.default.parallelism": "2"},
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """A real single-node KRaft broker from the Maven jars."""
+    from streampipeline.local.kafka import EmbeddedKafka
+
+    broker = EmbeddedKafka(heap=os.environ.get("SP_TEST_KAFKA_HEAP", "768m"))
+    broker.start()
+    yield broker
+    broker.close()
