@@ -18,9 +18,13 @@ def spark():
     from spjobs.processor.job import build_session
 
     session = build_session(
-        "streampipeline-tests", master="local[2]",
-        extra_conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
-                    "spark.default.parallelism": "2"},
+        "streampipeline-tests",
+        master="local[2]",
+        extra_conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+        },
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session

@@ -8,6 +8,7 @@ users, and tests check the two jobs against it.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Final
 
 # --- Kafka record payloads (UTF-8 JSON, one object per record; key = customer_id) ---
@@ -129,6 +130,6 @@ def age_band_labels(bands: tuple[int, ...] | list[int]) -> tuple[str, ...]:
     if bands == DEFAULT_AGE_BANDS:
         return DEFAULT_AGE_BAND_LABELS
     labels = [f"under_{bands[0]}"]
-    labels += [f"{lo}_{hi - 1}" for lo, hi in zip(bands, bands[1:])]
+    labels += [f"{lo}_{hi - 1}" for lo, hi in pairwise(bands)]
     labels.append(f"{bands[-1]}_plus")
     return tuple(labels)

@@ -41,9 +41,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit("streampipeline run: give --records or --duration, not both")
     output = Path(args.output or f"output/{pipeline.name}")
     opts = RunOptions(
-        output=output, records=args.records, duration=args.duration,
+        output=output,
+        records=args.records,
+        duration=args.duration,
         summary_json=Path(args.summary_json) if args.summary_json else None,
-        fresh=args.fresh, master=args.master, workers=args.workers,
+        fresh=args.fresh,
+        master=args.master,
+        workers=args.workers,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
     )
     if opts.records is None and opts.duration is None:
@@ -65,7 +69,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="streampipeline", description="StreamPipeline: real-time ELT on Kafka + Spark")
+    p = argparse.ArgumentParser(
+        prog="streampipeline", description="StreamPipeline: real-time ELT on Kafka + Spark"
+    )
     p.add_argument("--version", action="version", version=f"streampipeline {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
@@ -75,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--show", action="store_true", help="print the resolved job configuration")
     v.set_defaults(func=_cmd_validate)
 
-    r = sub.add_parser("run", help="run a StreamPipeline manifest on this machine (embedded Kafka, local Spark)")
+    r = sub.add_parser(
+        "run", help="run a StreamPipeline manifest on this machine (embedded Kafka, local Spark)"
+    )
     r.add_argument("manifest")
     bound = r.add_mutually_exclusive_group()
     bound.add_argument("--records", type=int, help="stop after the generator sent N events (valid + invalid)")
@@ -85,15 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fresh", action="store_true", help="replace an earlier run in --output")
     r.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     r.add_argument("--workers", type=int, default=1, help="generator processes")
-    r.add_argument("--max-offsets-per-trigger", type=int, help="override spec.processing.maxOffsetsPerTrigger")
+    r.add_argument(
+        "--max-offsets-per-trigger", type=int, help="override spec.processing.maxOffsetsPerTrigger"
+    )
     r.set_defaults(func=_cmd_run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
     try:
         return int(args.func(args) or 0)
     except SpecError as exc:

@@ -16,12 +16,13 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 from confluent_kafka import Consumer, TopicPartition
-
 from spjobs import contract as C
 
 _AMOUNT = re.compile(r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_TS = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$")
+_TS = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,14 @@ class Raw:
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Raw]:
     """Every record currently in ``topic`` (all partitions, from the beginning)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "sp-reference", "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest"})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "sp-reference",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
@@ -52,9 +59,16 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Raw]:
                 if m.error():
                     continue
                 p = m.partition()
-                out.append(Raw(topic, p, m.offset(), m.timestamp()[1],
-                               m.key().decode() if m.key() is not None else None,
-                               m.value().decode("utf-8", "replace") if m.value() is not None else None))
+                out.append(
+                    Raw(
+                        topic,
+                        p,
+                        m.offset(),
+                        m.timestamp()[1],
+                        m.key().decode() if m.key() is not None else None,
+                        m.value().decode("utf-8", "replace") if m.value() is not None else None,
+                    )
+                )
                 if m.offset() + 1 >= ends[p]:
                     done.add(p)
         return out
@@ -118,7 +132,9 @@ def _band(age: int, bands: tuple[int, ...]) -> str:
     return labels[-1]
 
 
-def compute(customers: list[Raw], transactions: list[Raw], bands: tuple[int, ...] = C.DEFAULT_AGE_BANDS) -> Expected:
+def compute(
+    customers: list[Raw], transactions: list[Raw], bands: tuple[int, ...] = C.DEFAULT_AGE_BANDS
+) -> Expected:
     exp = Expected()
     versions: dict[str, list[tuple[int, dict]]] = {}
     for r in customers:
@@ -128,9 +144,11 @@ def compute(customers: list[Raw], transactions: list[Raw], bands: tuple[int, ...
             reason = C.REASON_MALFORMED_JSON
         elif any(_blank(d.get(f)) for f in C.CUSTOMER_REQUIRED):
             reason = C.REASON_MISSING_FIELD
-        elif _parse_date(_s(d["birth_date"])) is None:
-            reason = C.REASON_MALFORMED_DATE
-        elif _parse_ts(_s(d["signup_time"])) is None or _parse_ts(_s(d["updated_at"])) is None:
+        elif (
+            _parse_date(_s(d["birth_date"])) is None
+            or _parse_ts(_s(d["signup_time"])) is None
+            or _parse_ts(_s(d["updated_at"])) is None
+        ):
             reason = C.REASON_MALFORMED_DATE
         if reason:
             exp.reasons[(r.topic, r.partition, r.offset)] = reason
@@ -176,11 +194,20 @@ def compute(customers: list[Raw], transactions: list[Raw], bands: tuple[int, ...
         i = bisect_right([t for t, _ in vs], r.ts_ms)
         cust = vs[i - 1][1] if i else vs[0][1]
         age = _age(date.fromisoformat(cust["birth_date"]), ev)
-        rows.append({
-            "transaction_id": tid, "customer_id": _s(d["customer_id"]), "amount": Decimal(amount).quantize(
-                Decimal("0.01")), "category": d["category"], "city": d["city"], "state": cust["state"],
-            "age_band": _band(age, bands), "year": ev.year, "month": ev.month, "event_time": ev,
-        })
+        rows.append(
+            {
+                "transaction_id": tid,
+                "customer_id": _s(d["customer_id"]),
+                "amount": Decimal(amount).quantize(Decimal("0.01")),
+                "category": d["category"],
+                "city": d["city"],
+                "state": cust["state"],
+                "age_band": _band(age, bands),
+                "year": ev.year,
+                "month": ev.month,
+                "event_time": ev,
+            }
+        )
     exp.transactions = pd.DataFrame(rows)
     for name, keys in C.AGGREGATES.items():
         g = exp.transactions.groupby(list(keys))["amount"].agg(["count", "sum"]).reset_index()

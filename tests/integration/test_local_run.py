@@ -6,7 +6,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from spjobs import contract as C
 from streampipeline.local.runner import LocalRun, RunOptions
 from streampipeline.spec import load_manifest
@@ -27,7 +26,9 @@ def bounded_run(tmp_path_factory):
     pipeline = load_manifest(manifest)
     out = tmp_path_factory.mktemp("run") / "out"
     lines: list[str] = []
-    run = LocalRun(pipeline, RunOptions(output=out, records=EVENTS, track_injected=True), printer=lines.append)
+    run = LocalRun(
+        pipeline, RunOptions(output=out, records=EVENTS, track_injected=True), printer=lines.append
+    )
     try:
         summary = run.run()
         exp = reference_for(run.bootstrap, run.job_config)
@@ -37,7 +38,7 @@ def bounded_run(tmp_path_factory):
 
 
 def test_run_completes_and_reports(bounded_run):
-    summary, _, out, lines = bounded_run
+    summary, _, _out, lines = bounded_run
     assert summary.complete, summary
     assert summary.produced["events"] == EVENTS
     assert summary.produced["transactions"] >= 20_000 * 0.95
@@ -53,7 +54,7 @@ def test_transactions_exactly_the_valid_ones(bounded_run):
 
 
 def test_every_injected_record_is_quarantined_with_its_reason(bounded_run):
-    summary, exp, out, _ = bounded_run
+    summary, exp, _out, _ = bounded_run
     injected = Counter(r["kind"] for r in summary.injected)
     assert sum(injected.values()) == summary.produced["invalid_total"] > 0
     assert set(injected) == set(C.INJECTED_KINDS), f"every kind injected at least once: {injected}"

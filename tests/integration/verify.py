@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
-
 from spjobs import contract as C
 
 from .reference import Expected, compute, read_topic
@@ -23,9 +22,11 @@ def read_dataset(path: Path) -> pd.DataFrame:
 
 def reference_for(bootstrap: str, job_config: dict) -> Expected:
     topics = job_config["kafka"]["topics"]
-    return compute(read_topic(bootstrap, topics["customers"]["name"]),
-                   read_topic(bootstrap, topics["transactions"]["name"]),
-                   tuple(job_config["processing"]["ageBands"]))
+    return compute(
+        read_topic(bootstrap, topics["customers"]["name"]),
+        read_topic(bootstrap, topics["transactions"]["name"]),
+        tuple(job_config["processing"]["ageBands"]),
+    )
 
 
 def assert_outputs_match(sink: Path, exp: Expected) -> dict[str, int]:
@@ -71,8 +72,12 @@ def assert_outputs_match(sink: Path, exp: Expected) -> dict[str, int]:
         assert (m["transaction_count"].astype(int) == m["transaction_count_exp"].astype(int)).all(), name
         assert all(Decimal(a) == Decimal(b) for a, b in zip(m["total_amount"], m["total_amount_exp"])), name
         assert all(Decimal(a) == Decimal(b) for a, b in zip(m["avg_amount"], m["avg_amount_exp"])), name
-    return {"transactions": len(txns), "quarantine": len(quarantine), "customers": len(customers),
-            **{f"reason:{k}": v for k, v in Counter(got.values()).items()}}
+    return {
+        "transactions": len(txns),
+        "quarantine": len(quarantine),
+        "customers": len(customers),
+        **{f"reason:{k}": v for k, v in Counter(got.values()).items()},
+    }
 
 
 def _diff(got: dict, want: dict) -> str:

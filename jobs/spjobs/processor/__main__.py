@@ -15,8 +15,11 @@ from .job import build_session, run
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
-        doc = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)), "level": record.levelname,
-               "logger": record.name}
+        doc = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname,
+            "logger": record.name,
+        }
         try:
             doc.update(json.loads(msg))
         except (json.JSONDecodeError, TypeError):
@@ -38,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     cfg = ProcessorConfig.from_file(
-        args.config, bootstrap_servers=args.bootstrap_servers, sink_path=args.sink_path,
+        args.config,
+        bootstrap_servers=args.bootstrap_servers,
+        sink_path=args.sink_path,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
     )
     spark = build_session(master=args.master, jars=[j for j in args.jars.split(",") if j])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +52,19 @@ class Counters:
         bucket[key] = bucket.get(key, 0) + int(n)
 
 
+class _Phases:
+    """Wall time per phase of a batch, logged with it (where does a slow batch go?)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._t, 3)
+        self._t = now
+
+
 class BatchProcessor:
     """Callable given to ``DataStreamWriter.foreachBatch``."""
 
@@ -69,6 +83,7 @@ class BatchProcessor:
     # -- the foreachBatch entry point ---------------------------------------------------
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
+        phases = _Phases()
         spark = raw.sparkSession
         self.publisher.undo(batch_id)
         self.customers_state.discard(batch_id)
@@ -77,26 +92,34 @@ class BatchProcessor:
         if batch_id > 0 and batch_id % self.cfg.compact_every == 0:
             self.customers_state.compact(spark, batch_id - 1)
             self.txids_state.compact(spark, batch_id - 1)
+        phases.mark("recover")
 
         counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
         raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            self._process(spark, raw, batch_id, counters)
+            self._process(spark, raw, batch_id, counters, phases)
         finally:
             raw.unpersist()
         self.publisher.forget_before(batch_id)
-        elapsed = time.monotonic() - started
-        self._report(batch_id, counters, elapsed)
+        self._report(batch_id, counters, time.monotonic() - started, phases.seconds)
 
-    def _process(self, spark, raw: DataFrame, batch_id: int, counters: Counters) -> None:  # type: ignore[no-untyped-def]
-        stats = raw.groupBy("topic", "partition").agg(
-            F.count("*").alias("n"), F.max("offset").alias("max_offset"),
-            F.max("kafka_timestamp").alias("max_ts"),
-        ).collect()
+    def _process(self, spark, raw: DataFrame, batch_id: int, counters: Counters, phases: _Phases) -> None:  # type: ignore[no-untyped-def]
+        stats = (
+            raw.groupBy("topic", "partition")
+            .agg(
+                F.count("*").alias("n"),
+                F.max("offset").alias("max_offset"),
+                F.max("kafka_timestamp").alias("max_ts"),
+            )
+            .collect()
+        )
+        phases.mark("read")
         for row in stats:
             counters.add(counters.input, row["topic"], row["n"])
             parts = counters.offsets.setdefault(row["topic"], {})
-            parts[str(row["partition"])] = max(parts.get(str(row["partition"]), 0), int(row["max_offset"]) + 1)
+            parts[str(row["partition"])] = max(
+                parts.get(str(row["partition"]), 0), int(row["max_offset"]) + 1
+            )
             if row["max_ts"] is not None:
                 ts_ms = int(row["max_ts"].replace(tzinfo=timezone.utc).timestamp() * 1000)
                 counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ts_ms)
@@ -113,30 +136,31 @@ class BatchProcessor:
         txn = X.validate_transactions(raw.where(F.col("topic") == self.cfg.transactions_topic))
         seen = self.txids_state.paths_before(batch_id)
         txn = X.mark_duplicates(txn, spark.read.parquet(*seen) if seen else None)
-        accepted_ids = F.col("reason").isNull()
-        txn = txn.withColumn("_id_taken", accepted_ids)
+        # Every id that passes the record checks is used up, even if its customer is unknown.
+        txn = txn.withColumn("_id_taken", F.col("reason").isNull())
         txn = X.enrich(txn, versions, self.cfg.age_bands).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            self._write(spark, batch_id, cust, new_versions, txn, counters)
+            self._write(batch_id, cust, new_versions, txn, counters, phases)
         finally:
             txn.unpersist()
             cust.unpersist()
 
-    def _write(self, spark, batch_id, cust, new_versions, txn, counters) -> None:  # type: ignore[no-untyped-def]
-        quarantine = X.quarantine_rows(cust, "customer", batch_id).unionByName(
-            X.quarantine_rows(txn, "transaction", batch_id)
-        )
+    def _write(self, batch_id, cust, new_versions, txn, counters, phases) -> None:  # type: ignore[no-untyped-def]
         outcome = (
             cust.select(F.lit("customer").alias("t"), "reason")
             .unionByName(txn.select(F.lit("transaction").alias("t"), "reason"))
-            .groupBy("t", "reason").count().collect()
+            .groupBy("t", "reason")
+            .count()
+            .collect()
         )
+        phases.mark("classify")
         n_txn = sum(r["count"] for r in outcome if r["t"] == "transaction" and r["reason"] is None)
         n_cust = sum(r["count"] for r in outcome if r["t"] == "customer" and r["reason"] is None)
         n_quar = sum(r["count"] for r in outcome if r["reason"] is not None)
-
         n_taken = n_txn + sum(
-            r["count"] for r in outcome if r["t"] == "transaction" and r["reason"] == C.REASON_UNKNOWN_CUSTOMER
+            r["count"]
+            for r in outcome
+            if r["t"] == "transaction" and r["reason"] == C.REASON_UNKNOWN_CUSTOMER
         )
 
         datasets = []
@@ -146,34 +170,46 @@ class BatchProcessor:
                 str(self.publisher.stage_dir(batch_id, C.OUT_TRANSACTIONS))
             )
             datasets.append(C.OUT_TRANSACTIONS)
+            phases.mark("write_transactions")
         if n_taken:
-            # Every id that passed the record checks is used up, even if its customer was unknown.
             txn.where(F.col("_id_taken")).select("transaction_id").write.parquet(
                 str(self.txids_state.delta_path(batch_id))
             )
+            phases.mark("write_state")
         if n_cust:
-            new_versions.write.parquet(str(self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS)))
+            staged = self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS)
+            new_versions.write.parquet(str(staged))
+            # The state delta is the same rows: copy the files instead of a second Spark job.
+            shutil.copytree(staged, self.customers_state.delta_path(batch_id))
             datasets.append(C.OUT_CUSTOMERS)
-            new_versions.write.parquet(str(self.customers_state.delta_path(batch_id)))
+            phases.mark("write_customers")
         if n_quar:
+            quarantine = X.quarantine_rows(cust, "customer", batch_id).unionByName(
+                X.quarantine_rows(txn, "transaction", batch_id)
+            )
             quarantine.coalesce(1).write.parquet(str(self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE)))
             datasets.append(C.OUT_QUARANTINE)
+            phases.mark("write_quarantine")
 
         aggregates = self._aggregates(batch_id, transactions if n_txn else None)
+        phases.mark("aggregates")
         for r in outcome:
             if r["reason"] is None:
-                counters.add(counters.written, C.OUT_TRANSACTIONS if r["t"] == "transaction" else C.OUT_CUSTOMERS,
-                             r["count"])
+                counters.add(
+                    counters.written,
+                    C.OUT_TRANSACTIONS if r["t"] == "transaction" else C.OUT_CUSTOMERS,
+                    r["count"],
+                )
             else:
                 counters.add(counters.quarantined, r["reason"], r["count"])
         counters.written[C.OUT_QUARANTINE] = sum(counters.quarantined.values())
 
-        work = self.cfg.checkpoint_root / "state" / "snapshots"
-        self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
+        snap = self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
         self.publisher.publish(batch_id, datasets)
-        snap = work / f"snap-{batch_id:010d}"
         for name in aggregates:
-            replace_file(snap / name, self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet")
+            target = self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet"
+            replace_file(snap / name, target)
+        phases.mark("publish")
 
     def _aggregates(self, batch_id: int, transactions: DataFrame | None) -> dict[str, pa.Table]:
         """New totals = previous snapshot + this batch's deltas (exact integer cents)."""
@@ -190,15 +226,18 @@ class BatchProcessor:
             if not frames:
                 continue
             df = pd.concat(frames, ignore_index=True)
-            df = df.groupby(list(keys), as_index=False, dropna=False)[["transaction_count", "total_cents"]].sum()
+            df = df.groupby(list(keys), as_index=False, dropna=False)[
+                ["transaction_count", "total_cents"]
+            ].sum()
             df = df.sort_values(list(keys), kind="stable").reset_index(drop=True)
             tables[fname] = _aggregate_table(df, keys)
         return tables
 
-    def _report(self, batch_id: int, counters: Counters, elapsed: float) -> None:
+    def _report(self, batch_id: int, counters: Counters, elapsed: float, phases: dict[str, float]) -> None:
         doc = {
             "batch_id": batch_id,
             "batch_seconds": round(elapsed, 3),
+            "phase_seconds": phases,
             "updated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             **counters.__dict__,
         }
@@ -212,7 +251,9 @@ def _aggregate_table(df: pd.DataFrame, keys: tuple[str, ...]) -> pa.Table:
     # Half-up rounding of total/count to whole cents, exactly (all totals are positive).
     avg = [(2 * c + n) // (2 * n) for c, n in zip(cents, counts)]
     cols = {k: df[k].tolist() for k in keys}
-    arrays = {k: pa.array(v, type=pa.int32() if k in ("year", "month") else pa.string()) for k, v in cols.items()}
+    arrays = {
+        k: pa.array(v, type=pa.int32() if k in ("year", "month") else pa.string()) for k, v in cols.items()
+    }
     arrays["transaction_count"] = pa.array(counts, type=pa.int64())
     arrays["total_amount"] = pa.array([Decimal(c).scaleb(-2) for c in cents], type=AMOUNT_ARROW)
     arrays["avg_amount"] = pa.array([Decimal(a).scaleb(-2) for a in avg], type=AMOUNT_ARROW)
@@ -229,4 +270,4 @@ def read_progress(sink_path: str | Path) -> dict | None:
         return None
 
 
-__all__ = ["BatchProcessor", "read_progress", "pq"]
+__all__ = ["BatchProcessor", "pq", "read_progress"]

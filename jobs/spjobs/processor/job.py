@@ -27,8 +27,12 @@ from .config import ProcessorConfig
 log = logging.getLogger("spjobs.processor")
 
 
-def build_session(app_name: str = "streampipeline-processor", master: str | None = None,
-                  jars: Sequence[str] = (), extra_conf: dict[str, str] | None = None) -> SparkSession:
+def build_session(
+    app_name: str = "streampipeline-processor",
+    master: str | None = None,
+    jars: Sequence[str] = (),
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
     """A session for the job; ``master``/``jars`` are for local runs (spark-submit sets them on k8s)."""
     builder = SparkSession.builder.appName(app_name)
     if master:
@@ -50,8 +54,9 @@ def build_session(app_name: str = "streampipeline-processor", master: str | None
     return builder.getOrCreate()
 
 
-def _kafka_source(spark: SparkSession, cfg: ProcessorConfig, topic: str, *, limit: int | None,
-                  fail_on_data_loss: bool) -> DataFrame:
+def _kafka_source(
+    spark: SparkSession, cfg: ProcessorConfig, topic: str, *, limit: int | None, fail_on_data_loss: bool
+) -> DataFrame:
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
@@ -64,14 +69,19 @@ def _kafka_source(spark: SparkSession, cfg: ProcessorConfig, topic: str, *, limi
     for k, v in cfg.kafka_options.items():
         reader = reader.option(k, v)
     return reader.load().select(
-        "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key").cast("string").alias("key"), F.col("value").cast("string").alias("value"),
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("key"),
+        F.col("value").cast("string").alias("value"),
     )
 
 
 def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
-    txns = _kafka_source(spark, cfg, cfg.transactions_topic, limit=cfg.max_offsets_per_trigger,
-                         fail_on_data_loss=True)
+    txns = _kafka_source(
+        spark, cfg, cfg.transactions_topic, limit=cfg.max_offsets_per_trigger, fail_on_data_loss=True
+    )
     # Compaction removes superseded customer versions on purpose: not a loss.
     customers = _kafka_source(spark, cfg, cfg.customers_topic, limit=None, fail_on_data_loss=False)
     return (
@@ -84,7 +94,17 @@ def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
     )
 
 
-def run(cfg: ProcessorConfig, spark: SparkSession) -> None:
+# Spark 4.1.1's Kafka source throws this from its progress metrics after the first batch of
+# a restarted query that re-runs an uncommitted batch (SPARK-57438, fixed in 4.1.3).  The
+# batch is committed by then, so starting the query again simply carries on.
+_SPARK_57438 = 'because the return value of "scala.Option.get()" is null'
+
+
+def _is_spark_57438(exc: BaseException) -> bool:
+    return _SPARK_57438 in str(exc)
+
+
+def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> None:
     """Run until SIGTERM/SIGINT; stop between batches so nothing is half-done."""
     stop = threading.Event()
 
@@ -94,17 +114,24 @@ def run(cfg: ProcessorConfig, spark: SparkSession) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
-    query = start_query(spark, cfg)
-    log.info(json.dumps({"event": "started", "query_id": str(query.id), "sink": cfg.sink_path}))
-    while not stop.is_set():
-        if not query.isActive:
+    restarts = 0
+    while True:
+        query = start_query(spark, cfg)
+        log.info(json.dumps({"event": "started", "query_id": str(query.id), "sink": cfg.sink_path}))
+        while not stop.is_set() and query.isActive:
+            stop.wait(0.5)
+        if query.isActive:
+            while query.status.get("isTriggerActive"):
+                stop.wait(0.1)
+            query.stop()
+        exc = query.exception()
+        if exc is None:
             break
-        stop.wait(0.5)
-    if query.isActive:
-        while query.status.get("isTriggerActive"):
-            stop.wait(0.1)
-        query.stop()
-    exc = query.exception()
-    if exc is not None:
+        if _is_spark_57438(exc) and restarts < max_restarts and not stop.is_set():
+            restarts += 1
+            log.warning(
+                json.dumps({"event": "restarting_query", "reason": "SPARK-57438", "restarts": restarts})
+            )
+            continue
         raise RuntimeError(f"streaming query failed: {exc}")
     log.info(json.dumps({"event": "stopped"}))

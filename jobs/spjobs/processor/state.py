@@ -70,12 +70,11 @@ class DeltaTable:
 
     def discard(self, batch_id: int) -> None:
         """Forget what an interrupted run of ``batch_id`` (or a later one) left behind."""
-        for b, p in self._dirs("delta"):
-            if b >= batch_id:
+        for p in self.root.glob("delta-*"):
+            if _batch_of(p.name) >= batch_id:
                 shutil.rmtree(p, ignore_errors=True)
         for p in self.root.glob("*.tmp"):
             shutil.rmtree(p, ignore_errors=True)
-        shutil.rmtree(self.delta_path(batch_id), ignore_errors=True)
 
     def compact(self, spark, upto: int) -> None:  # type: ignore[no-untyped-def]
         """Fold everything <= ``upto`` (all committed) into ``base-<upto>``; drop what it covers."""
@@ -103,9 +102,7 @@ class Snapshots:
         root.mkdir(parents=True, exist_ok=True)
 
     def _committed(self) -> list[tuple[int, Path]]:
-        return sorted(
-            (_batch_of(p.name), p) for p in self.root.glob("snap-*") if (p / "_COMMITTED").exists()
-        )
+        return sorted((_batch_of(p.name), p) for p in self.root.glob("snap-*") if (p / "_COMMITTED").exists())
 
     def latest_before(self, batch_id: int) -> tuple[int, Path] | None:
         older = [(b, p) for b, p in self._committed() if b < batch_id]
@@ -123,7 +120,7 @@ class Snapshots:
             return None
         return pq.read_table(found[1] / name)
 
-    def write(self, batch_id: int, tables: dict[str, pa.Table], docs: dict[str, dict]) -> None:
+    def write(self, batch_id: int, tables: dict[str, pa.Table], docs: dict[str, dict]) -> Path:
         d = self.root / _batch_name("snap", batch_id)
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
@@ -134,6 +131,7 @@ class Snapshots:
         (d / "_COMMITTED").touch()
         for _, old in self._committed()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
+        return d
 
     def discard(self, batch_id: int) -> None:
         for p in self.root.glob("snap-*"):

@@ -8,6 +8,7 @@ failing rule of a record is its quarantine reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -19,14 +20,26 @@ AMOUNT_TYPE = T.DecimalType(12, 2)
 # A plain decimal with at most two places and at most ten integer digits (fits AMOUNT_TYPE).
 _AMOUNT_RE = r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_TS_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+_TS_RE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
 
 # Columns every raw row carries (from the Kafka source).
 RAW_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp", "key", "value")
 
 QUARANTINE_COLUMNS = (
-    "record_type", "reason", "detail", "transaction_id", "customer_id",
-    "topic", "partition", "offset", "kafka_timestamp", "key", "raw_value", "batch_id",
+    "record_type",
+    "reason",
+    "detail",
+    "transaction_id",
+    "customer_id",
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "key",
+    "raw_value",
+    "batch_id",
 )
 
 
@@ -60,9 +73,8 @@ def _parse(raw: DataFrame, schema: T.StructType) -> DataFrame:
 
 def _not_an_object(fields: Sequence[str]) -> Column:
     # Malformed text lands in _corrupt; "{}" or "null" leaves every field null.
-    return F.col("_corrupt").isNotNull() | F.col("value").isNull() | F.coalesce(
-        *[F.col(f).isNotNull() for f in fields], F.lit(False)
-    ).__invert__()
+    any_field = reduce(lambda a, b: a | b, [F.col(f).isNotNull() for f in fields])
+    return F.col("_corrupt").isNotNull() | F.col("value").isNull() | ~any_field
 
 
 def _ts(col: Column) -> Column:
@@ -95,15 +107,31 @@ def validate_customers(raw: DataFrame) -> DataFrame:
     )
     reason, detail = _classify(
         [
-            (_not_an_object(C.CUSTOMER_FIELDS), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
-            (F.col("_missing").isNotNull(), C.REASON_MISSING_FIELD,
-             F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'"))),
-            (F.col("birth_date_d").isNull(), C.REASON_MALFORMED_DATE,
-             F.concat(F.lit("birth_date is not yyyy-MM-dd: "), F.col("birth_date"))),
-            (F.col("signup_time_ts").isNull(), C.REASON_MALFORMED_DATE,
-             F.concat(F.lit("signup_time is not an ISO-8601 timestamp: "), F.col("signup_time"))),
-            (F.col("updated_at_ts").isNull(), C.REASON_MALFORMED_DATE,
-             F.concat(F.lit("updated_at is not an ISO-8601 timestamp: "), F.col("updated_at"))),
+            (
+                _not_an_object(C.CUSTOMER_FIELDS),
+                C.REASON_MALFORMED_JSON,
+                F.lit("payload is not a JSON object"),
+            ),
+            (
+                F.col("_missing").isNotNull(),
+                C.REASON_MISSING_FIELD,
+                F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'")),
+            ),
+            (
+                F.col("birth_date_d").isNull(),
+                C.REASON_MALFORMED_DATE,
+                F.concat(F.lit("birth_date is not yyyy-MM-dd: "), F.col("birth_date")),
+            ),
+            (
+                F.col("signup_time_ts").isNull(),
+                C.REASON_MALFORMED_DATE,
+                F.concat(F.lit("signup_time is not an ISO-8601 timestamp: "), F.col("signup_time")),
+            ),
+            (
+                F.col("updated_at_ts").isNull(),
+                C.REASON_MALFORMED_DATE,
+                F.concat(F.lit("updated_at is not an ISO-8601 timestamp: "), F.col("updated_at")),
+            ),
         ]
     )
     return df.withColumn("reason", reason).withColumn("detail", detail).drop("_missing")
@@ -112,10 +140,17 @@ def validate_customers(raw: DataFrame) -> DataFrame:
 def customer_versions(validated: DataFrame) -> DataFrame:
     """Valid customers as the state/output rows: one row per received version."""
     return validated.where(F.col("reason").isNull()).select(
-        "customer_id", "name", "email",
-        F.col("birth_date_d").alias("birth_date"), "state", "city",
-        F.col("signup_time_ts").alias("signup_time"), F.col("updated_at_ts").alias("updated_at"),
-        "kafka_timestamp", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
+        "customer_id",
+        "name",
+        "email",
+        F.col("birth_date_d").alias("birth_date"),
+        "state",
+        "city",
+        F.col("signup_time_ts").alias("signup_time"),
+        F.col("updated_at_ts").alias("updated_at"),
+        "kafka_timestamp",
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
     )
 
 
@@ -130,19 +165,41 @@ def validate_transactions(raw: DataFrame) -> DataFrame:
     )
     reason, detail = _classify(
         [
-            (_not_an_object(C.TRANSACTION_FIELDS), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
-            (F.col("_missing").isNotNull(), C.REASON_MISSING_FIELD,
-             F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'"))),
-            (F.col("event_time_ts").isNull(), C.REASON_MALFORMED_DATE,
-             F.concat(F.lit("event_time is not an ISO-8601 timestamp: "), F.col("event_time"))),
-            (F.col("amount_d").isNull(), C.REASON_INVALID_AMOUNT,
-             F.concat(F.lit("amount is not a decimal with at most 2 places: "), F.col("amount"))),
-            (F.col("amount_d") <= 0, C.REASON_NON_POSITIVE_AMOUNT,
-             F.concat(F.lit("amount must be > 0, got "), F.col("amount"))),
-            (~F.col("category").isin(*C.CATEGORIES), C.REASON_UNKNOWN_CATEGORY,
-             F.concat(F.lit("unknown category: "), F.col("category"))),
-            (~F.col("payment_method").isin(*C.PAYMENT_METHODS), C.REASON_UNKNOWN_PAYMENT_METHOD,
-             F.concat(F.lit("unknown payment_method: "), F.col("payment_method"))),
+            (
+                _not_an_object(C.TRANSACTION_FIELDS),
+                C.REASON_MALFORMED_JSON,
+                F.lit("payload is not a JSON object"),
+            ),
+            (
+                F.col("_missing").isNotNull(),
+                C.REASON_MISSING_FIELD,
+                F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'")),
+            ),
+            (
+                F.col("event_time_ts").isNull(),
+                C.REASON_MALFORMED_DATE,
+                F.concat(F.lit("event_time is not an ISO-8601 timestamp: "), F.col("event_time")),
+            ),
+            (
+                F.col("amount_d").isNull(),
+                C.REASON_INVALID_AMOUNT,
+                F.concat(F.lit("amount is not a decimal with at most 2 places: "), F.col("amount")),
+            ),
+            (
+                F.col("amount_d") <= 0,
+                C.REASON_NON_POSITIVE_AMOUNT,
+                F.concat(F.lit("amount must be > 0, got "), F.col("amount")),
+            ),
+            (
+                ~F.col("category").isin(*C.CATEGORIES),
+                C.REASON_UNKNOWN_CATEGORY,
+                F.concat(F.lit("unknown category: "), F.col("category")),
+            ),
+            (
+                ~F.col("payment_method").isin(*C.PAYMENT_METHODS),
+                C.REASON_UNKNOWN_PAYMENT_METHOD,
+                F.concat(F.lit("unknown payment_method: "), F.col("payment_method")),
+            ),
         ]
     )
     return df.withColumn("reason", reason).withColumn("detail", detail).drop("_missing", "_amount_ok")
@@ -159,25 +216,31 @@ def mark_duplicates(candidates: DataFrame, seen_ids: DataFrame | None) -> DataFr
     the stateless checks take part, so a broken record never "uses up" an id.
     """
     ok = F.col("reason").isNull()
-    rank = F.row_number().over(Window.partitionBy("transaction_id").orderBy(*_ARRIVAL))
-    df = candidates.withColumn("_rank", F.when(ok, rank))
+    df = candidates.withColumn("_ok", ok)
+    rank = F.row_number().over(Window.partitionBy("transaction_id", "_ok").orderBy(*_ARRIVAL))
+    df = df.withColumn("_rank", F.when(F.col("_ok"), rank))
     if seen_ids is not None:
-        seen = seen_ids.select("transaction_id").distinct().withColumn("_seen", F.lit(True))
-        batch_ids = df.where(ok).select("transaction_id").distinct()
-        hits = seen.join(F.broadcast(batch_ids), "transaction_id")  # stream the big side
-        df = df.join(hits, "transaction_id", "left")
+        # Scan the (large) id state once against this batch's ids, broadcast; the hits
+        # are few, so flagging them is a broadcast join too: no shuffle of the state.
+        batch_ids = F.broadcast(df.where("_ok").select("transaction_id"))
+        hits = seen_ids.select("transaction_id").join(batch_ids, "transaction_id", "left_semi")
+        df = df.join(F.broadcast(hits.withColumn("_seen", F.lit(True))), "transaction_id", "left")
     else:
         df = df.withColumn("_seen", F.lit(None).cast("boolean"))
-    dup = ok & ((F.col("_rank") > 1) | F.col("_seen").isNotNull())
+    dup = F.col("_ok") & ((F.col("_rank") > 1) | F.col("_seen").isNotNull())
     return (
         df.withColumn("_dup", dup)
         .withColumn(
             "detail",
-            F.when(F.col("_dup"), F.concat(F.lit("transaction_id already received: "), F.col("transaction_id")))
-            .otherwise(F.col("detail")),
+            F.when(
+                F.col("_dup"), F.concat(F.lit("transaction_id already received: "), F.col("transaction_id"))
+            ).otherwise(F.col("detail")),
         )
-        .withColumn("reason", F.when(F.col("_dup"), F.lit(C.REASON_DUPLICATE_TRANSACTION_ID)).otherwise(F.col("reason")))
-        .drop("_rank", "_seen", "_dup")
+        .withColumn(
+            "reason",
+            F.when(F.col("_dup"), F.lit(C.REASON_DUPLICATE_TRANSACTION_ID)).otherwise(F.col("reason")),
+        )
+        .drop("_ok", "_rank", "_seen", "_dup")
     )
 
 
@@ -197,55 +260,76 @@ def age_at(birth: Column, when: Column) -> Column:
     return F.year(when) - F.year(birth) - F.when(before_birthday, 1).otherwise(0)
 
 
+def customer_history(versions: DataFrame) -> DataFrame:
+    """One row per customer with all its versions, oldest first (a small, broadcastable table)."""
+    v = F.struct(
+        F.col("kafka_timestamp").alias("ts"),
+        F.col("state").alias("state"),
+        F.col("city").alias("city"),
+        F.col("birth_date").alias("birth_date"),
+    )
+    return versions.groupBy(F.col("customer_id").alias("_c_id")).agg(
+        F.array_sort(F.collect_list(v)).alias("_h")
+    )
+
+
 def enrich(candidates: DataFrame, versions: DataFrame, bands: Sequence[int]) -> DataFrame:
     """Join each still-valid transaction to its customer as of the transaction's arrival.
 
     The version used is the latest one whose Kafka timestamp is <= the transaction's (the
     generator acknowledges a customer before it references it), else the earliest one.
     A transaction with no valid customer at all gets reason ``unknown_customer``.
+    The customer history is broadcast and the version picked with array functions, so
+    enrichment shuffles nothing but the (small) history.
     """
     ok = F.col("reason").isNull()
-    c = versions.select(
-        F.col("customer_id").alias("_c_id"),
-        F.col("state").alias("c_state"), F.col("city").alias("c_city"),
-        F.col("birth_date").alias("c_birth_date"), F.col("kafka_timestamp").alias("_c_ts"),
-    )
-    joined = candidates.join(c, (candidates["customer_id"] == c["_c_id"]) & ok, "left")
-    eligible = F.col("_c_ts") <= F.col("kafka_timestamp")
-    w = Window.partitionBy("topic", "partition", "offset").orderBy(
-        F.when(eligible, 0).otherwise(1),
-        F.when(eligible, -F.col("_c_ts").cast("long")).otherwise(F.col("_c_ts").cast("long")),
-        F.col("_c_ts").cast("long").desc(),
-    )
-    best = joined.withColumn("_r", F.row_number().over(w)).where(F.col("_r") == 1)
+    hist = F.broadcast(customer_history(versions))
+    joined = candidates.join(hist, (candidates["customer_id"] == hist["_c_id"]) & ok, "left")
+    eligible = F.filter("_h", lambda v: v["ts"] <= F.col("kafka_timestamp"))
+    best = F.when(F.size(eligible) > 0, F.element_at(eligible, -1)).otherwise(F.element_at("_h", 1))
     unknown = ok & F.col("_c_id").isNull()
-    age = age_at(F.col("c_birth_date"), F.col("event_time_ts"))
+    joined = joined.withColumn("_v", F.when(~unknown & ok, best))
+    age = age_at(F.col("_v.birth_date"), F.col("event_time_ts"))
     return (
-        best.withColumn("_unknown", unknown)
+        joined.withColumn("_unknown", unknown)
         .withColumn(
             "detail",
-            F.when(F.col("_unknown"), F.concat(F.lit("no valid customer with id "), F.col("customer_id")))
-            .otherwise(F.col("detail")),
+            F.when(
+                F.col("_unknown"), F.concat(F.lit("no valid customer with id "), F.col("customer_id"))
+            ).otherwise(F.col("detail")),
         )
-        .withColumn("reason", F.when(F.col("_unknown"), F.lit(C.REASON_UNKNOWN_CUSTOMER)).otherwise(F.col("reason")))
+        .withColumn(
+            "reason", F.when(F.col("_unknown"), F.lit(C.REASON_UNKNOWN_CUSTOMER)).otherwise(F.col("reason"))
+        )
+        .withColumn("c_state", F.col("_v.state"))
+        .withColumn("c_city", F.col("_v.city"))
         .withColumn("age", F.when(F.col("reason").isNull(), age))
         .withColumn("age_band", age_band(F.col("age"), bands))
-        .drop("_c_id", "_c_ts", "_r", "_unknown")
+        .drop("_c_id", "_h", "_v", "_unknown")
     )
 
 
 def transaction_rows(classified: DataFrame) -> DataFrame:
     """The ``transactions/`` dataset rows (valid, enriched), in contract column order."""
     return classified.where(F.col("reason").isNull()).select(
-        "transaction_id", "customer_id",
+        "transaction_id",
+        "customer_id",
         F.col("event_time_ts").alias("event_time"),
         F.col("amount_d").alias("amount"),
         F.coalesce(F.col("currency"), F.lit(C.CURRENCY)).alias("currency"),
-        "category", "city", "payment_method", "merchant",
-        F.col("c_state").alias("state"), F.col("c_city").alias("customer_city"),
-        "age", "age_band",
-        F.year("event_time_ts").alias("year"), F.month("event_time_ts").alias("month"),
-        "kafka_timestamp", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
+        "category",
+        "city",
+        "payment_method",
+        "merchant",
+        F.col("c_state").alias("state"),
+        F.col("c_city").alias("customer_city"),
+        "age",
+        "age_band",
+        F.year("event_time_ts").alias("year"),
+        F.month("event_time_ts").alias("month"),
+        "kafka_timestamp",
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
     )
 
 
@@ -253,10 +337,18 @@ def quarantine_rows(classified: DataFrame, record_type: str, batch_id: int) -> D
     """Rejected records with the raw payload and why, in contract column order."""
     has_txn = "transaction_id" in classified.columns
     return classified.where(F.col("reason").isNotNull()).select(
-        F.lit(record_type).alias("record_type"), "reason", "detail",
+        F.lit(record_type).alias("record_type"),
+        "reason",
+        "detail",
         (F.col("transaction_id") if has_txn else F.lit(None).cast("string")).alias("transaction_id"),
-        "customer_id", "topic", "partition", "offset", "kafka_timestamp", "key",
-        F.col("value").alias("raw_value"), F.lit(batch_id).cast("long").alias("batch_id"),
+        "customer_id",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+        "key",
+        F.col("value").alias("raw_value"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
     )
 
 

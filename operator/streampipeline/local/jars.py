@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.1"
 SCALA_BINARY = "2.13"
-# The connector must match pyspark exactly; checked at import time of the job.
+# The connector must match pyspark exactly (a unit test checks).  4.1.3 would fix SPARK-57438
+# (see spjobs.processor.job) but its spark-token-provider-kafka is not served by Maven Central.
 SPARK_VERSION = "4.1.1"
 
 _POM = """<?xml version="1.0" encoding="UTF-8"?>
@@ -32,7 +33,12 @@ _POM = """<?xml version="1.0" encoding="UTF-8"?>
   </dependencies>
 </project>
 """
-_DEP = """    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"""
+# Some poms (Spark's parent) list extra repositories that are unreachable here; send every
+# request to Maven Central instead, so resolution never depends on a third-party mirror.
+_SETTINGS = """<settings><mirrors><mirror><id>central-only</id><mirrorOf>*</mirrorOf>
+<url>https://repo.maven.apache.org/maven2</url></mirror></mirrors></settings>
+"""
+_DEP = "    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
 
 
 def cache_root() -> Path:
@@ -51,17 +57,29 @@ def _fetch(name: str, coords: list[str], dest: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         pom = Path(tmp) / "pom.xml"
         pom.write_text(_POM.format(name=name, deps=deps))
+        settings = Path(tmp) / "settings.xml"
+        settings.write_text(_SETTINGS)
         staging = dest.with_name(dest.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         log.info("fetching %s from Maven Central into %s", name, dest)
         cmd = [
-            "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+            "mvn",
+            "-q",
+            "-B",
+            "-U",
+            "-s",
+            str(settings),
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(
-                f"could not fetch {', '.join(coords)} from Maven Central:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+                f"could not fetch {', '.join(coords)} from Maven Central:\n"
+                f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
             )
         shutil.rmtree(dest, ignore_errors=True)
         staging.rename(dest)

@@ -78,9 +78,15 @@ class EmbeddedKafka:
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         java = shutil.which("java") or "java"
         return [
-            java, f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java,
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
-            "-cp", self.classpath, main, *args,
+            "-cp",
+            self.classpath,
+            main,
+            *args,
         ]
 
     def _write_config(self) -> Path:
@@ -118,9 +124,17 @@ class EmbeddedKafka:
         if not self._formatted:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-                           "--ignore-formatted"),
-                capture_output=True, text=True,
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ),
+                capture_output=True,
+                text=True,
             )
             if fmt.returncode != 0:
                 raise RuntimeError(f"formatting the Kafka log dir failed:\n{fmt.stdout}\n{fmt.stderr}")
@@ -128,7 +142,9 @@ class EmbeddedKafka:
         out = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
         self._proc = subprocess.Popen(
             self._java("kafka.Kafka", str(config), heap=self.heap),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         self._wait_ready(timeout)
@@ -187,8 +203,9 @@ class EmbeddedKafka:
         self.close()
 
 
-def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], max_replicas: int | None = None,
-                  timeout: float = 30.0) -> None:
+def ensure_topics(
+    bootstrap_servers: str, topics: list[TopicSpec], max_replicas: int | None = None, timeout: float = 30.0
+) -> None:
     """Create missing topics (partitions/config from the spec); grow partitions that are short."""
     from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
@@ -198,8 +215,14 @@ def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], max_replicas:
     for t in topics:
         replicas = min(t.replicas, max_replicas) if max_replicas else t.replicas
         if t.name not in existing:
-            new.append(NewTopic(t.name, num_partitions=t.partitions, replication_factor=replicas,
-                                config=dict(t.config or {})))
+            new.append(
+                NewTopic(
+                    t.name,
+                    num_partitions=t.partitions,
+                    replication_factor=replicas,
+                    config=dict(t.config or {}),
+                )
+            )
         elif len(existing[t.name].partitions) < t.partitions:
             fut = admin.create_partitions([NewPartitions(t.name, t.partitions)])[t.name]
             fut.result(timeout)
@@ -212,14 +235,24 @@ def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], max_replicas:
     log.info("topics ready: %s", ", ".join(t.name for t in topics))
 
 
-def producer_perf_cmd(kafka: EmbeddedKafka, topic: str, records: int, record_size: int,
-                      props: dict[str, str]) -> list[str]:
+def producer_perf_cmd(
+    kafka: EmbeddedKafka, topic: str, records: int, record_size: int, props: dict[str, str]
+) -> list[str]:
     """Kafka's own Java producer benchmark, from the same jars as the broker."""
     return kafka._java(
-        "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(records),
-        "--record-size", str(record_size), "--throughput", "-1",
-        "--producer-props", f"bootstrap.servers={kafka.bootstrap_servers}",
-        *(f"{k}={v}" for k, v in props.items()), heap="512m",
+        "org.apache.kafka.tools.ProducerPerformance",
+        "--topic",
+        topic,
+        "--num-records",
+        str(records),
+        "--record-size",
+        str(record_size),
+        "--throughput",
+        "-1",
+        "--producer-props",
+        f"bootstrap.servers={kafka.bootstrap_servers}",
+        *(f"{k}={v}" for k, v in props.items()),
+        heap="512m",
     )
 
 

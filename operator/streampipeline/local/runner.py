@@ -8,6 +8,7 @@ every record the generator got acknowledged, then prints and writes a summary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -66,8 +67,14 @@ def kafka_reachable(bootstrap: str, timeout: float = 3.0) -> bool:
 class Processor:
     """The Spark job as a child process, so it can be stopped, killed and restarted."""
 
-    def __init__(self, config_file: Path, log_file: Path, master: str, driver_memory: str = "1g",
-                 max_offsets_per_trigger: int | None = None) -> None:
+    def __init__(
+        self,
+        config_file: Path,
+        log_file: Path,
+        master: str,
+        driver_memory: str = "1g",
+        max_offsets_per_trigger: int | None = None,
+    ) -> None:
         self.config_file = config_file
         self.log_file = log_file
         self.master = master
@@ -77,15 +84,25 @@ class Processor:
 
     def start(self) -> None:
         jars = ",".join(str(j) for j in spark_kafka_jars())
-        cmd = [sys.executable, "-m", "spjobs.processor", "--config", str(self.config_file),
-               "--master", self.master, "--jars", jars]
+        cmd = [
+            sys.executable,
+            "-m",
+            "spjobs.processor",
+            "--config",
+            str(self.config_file),
+            "--master",
+            self.master,
+            "--jars",
+            jars,
+        ]
         if self.max_offsets_per_trigger:
             cmd += ["--max-offsets-per-trigger", str(self.max_offsets_per_trigger)]
         env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-memory {self.driver_memory} pyspark-shell")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
 
     @property
     def alive(self) -> bool:
@@ -93,8 +110,10 @@ class Processor:
 
     def check(self) -> None:
         if self.proc is not None and self.proc.poll() not in (None, 0):
-            raise RunError(f"the Spark job exited with code {self.proc.returncode}; its log "
-                           f"({self.log_file}) ends with:\n{self.tail()}")
+            raise RunError(
+                f"the Spark job exited with code {self.proc.returncode}; its log "
+                f"({self.log_file}) ends with:\n{self.tail()}"
+            )
 
     def tail(self, lines: int = 25) -> str:
         try:
@@ -118,10 +137,8 @@ class Processor:
         """SIGKILL the whole process group (the JVM included): a crash, for tests."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
 
@@ -171,8 +188,9 @@ def expected_per_topic(t: Tally) -> tuple[int, int]:
 class LocalRun:
     """Set up Kafka + topics + the job config; run the generator and the Spark job."""
 
-    def __init__(self, pipeline: StreamPipeline, opts: RunOptions,
-                 printer: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, pipeline: StreamPipeline, opts: RunOptions, printer: Callable[[str], None] | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.opts = opts
         self.output = opts.output.resolve()
@@ -184,6 +202,7 @@ class LocalRun:
         self.tally: Tally | None = None
         self._generator_error: BaseException | None = None
         self._last_tally = Tally()
+        self._restarts = 0
 
     # -- set-up ---------------------------------------------------------------------------
     @property
@@ -222,14 +241,19 @@ class LocalRun:
         self.config_file.write_text(json.dumps(cfg, indent=2))
         proc = self.pipeline.spec.processing
         self.processor = Processor(
-            self.config_file, self.work / "processor.log", self.opts.master,
+            self.config_file,
+            self.work / "processor.log",
+            self.opts.master,
             driver_memory=proc.driver.memory,
             max_offsets_per_trigger=self.opts.max_offsets_per_trigger,
         )
 
     def generator_config(self) -> GeneratorConfig:
-        overrides: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "workers": self.opts.workers,
-                                     "track_injected": self.opts.track_injected}
+        overrides: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "workers": self.opts.workers,
+            "track_injected": self.opts.track_injected,
+        }
         if self.opts.records is not None:
             overrides["records"] = self.opts.records
         if self.opts.duration is not None:
@@ -259,8 +283,10 @@ class LocalRun:
     def consumed(self) -> tuple[int, int]:
         p = self.progress() or {}
         inp = p.get("input", {})
-        return (inp.get(self.job_config["kafka"]["topics"]["customers"]["name"], 0),
-                inp.get(self.job_config["kafka"]["topics"]["transactions"]["name"], 0))
+        return (
+            inp.get(self.job_config["kafka"]["topics"]["customers"]["name"], 0),
+            inp.get(self.job_config["kafka"]["topics"]["transactions"]["name"], 0),
+        )
 
     def run(self) -> Summary:
         started = time.monotonic()
@@ -274,16 +300,18 @@ class LocalRun:
         try:
             while gen.is_alive():
                 gen.join(1.0)
-                self.processor.check()
+                self.supervise()
                 display.tick()
             if self._generator_error:
                 raise RunError(f"the generator failed: {self._generator_error}")
             deadline = time.monotonic() + self.opts.drain_timeout
             while not self._all_consumed():
                 if time.monotonic() > deadline:
-                    raise RunError(f"the Spark job did not catch up within {self.opts.drain_timeout:.0f}s; "
-                                   f"see {self.processor.log_file}")
-                self.processor.check()
+                    raise RunError(
+                        f"the Spark job did not catch up within {self.opts.drain_timeout:.0f}s; "
+                        f"see {self.processor.log_file}"
+                    )
+                self.supervise()
                 display.tick()
                 time.sleep(1.0)
         except KeyboardInterrupt:
@@ -294,7 +322,7 @@ class LocalRun:
             try:
                 deadline = time.monotonic() + self.opts.drain_timeout
                 while not self._all_consumed() and time.monotonic() < deadline:
-                    self.processor.check()
+                    self.supervise()
                     display.tick()
                     time.sleep(1.0)
             except KeyboardInterrupt:
@@ -306,6 +334,22 @@ class LocalRun:
         summary.interrupted = interrupted
         return summary
 
+    def supervise(self, max_restarts: int = 3) -> None:
+        """Restart a Spark job that died (as spark-operator's OnFailure policy would); it
+        resumes from its checkpoint.  Give up after ``max_restarts`` with its log tail."""
+        assert self.processor is not None
+        try:
+            self.processor.check()
+        except RunError:
+            if self._restarts >= max_restarts:
+                raise
+            self._restarts += 1
+            self.print(
+                f"The Spark job exited unexpectedly; restarting it from its checkpoint "
+                f"({self._restarts}/{max_restarts}). Log: {self.processor.log_file}"
+            )
+            self.processor.start()
+
     def _all_consumed(self) -> bool:
         if self.tally is None:
             return False
@@ -315,8 +359,10 @@ class LocalRun:
         tally = self.tally or self._last_tally
         p = self.progress() or {}
         cust_t, txn_t = (self.job_config["kafka"]["topics"][k]["name"] for k in ("customers", "transactions"))
-        consumed = {"customers_topic": p.get("input", {}).get(cust_t, 0),
-                    "transactions_topic": p.get("input", {}).get(txn_t, 0)}
+        consumed = {
+            "customers_topic": p.get("input", {}).get(cust_t, 0),
+            "transactions_topic": p.get("input", {}).get(txn_t, 0),
+        }
         exp_c, exp_t = expected_per_topic(tally)
         produced = tally.as_dict()
         produced.pop("injected", None)
@@ -324,9 +370,19 @@ class LocalRun:
         rows = count_rows(self.output)
         injected = [r._asdict() for r in tally.injected] if tally.injected is not None else None
         complete = consumed["customers_topic"] == exp_c and consumed["transactions_topic"] == exp_t
-        return Summary(self.pipeline.name, str(self.output), self.bootstrap, self.kafka is not None,
-                       round(seconds, 1), produced, consumed, rows, dict(p.get("quarantined", {})), complete,
-                       injected=injected)
+        return Summary(
+            self.pipeline.name,
+            str(self.output),
+            self.bootstrap,
+            self.kafka is not None,
+            round(seconds, 1),
+            produced,
+            consumed,
+            rows,
+            dict(p.get("quarantined", {})),
+            complete,
+            injected=injected,
+        )
 
     def close(self) -> None:
         if self.processor is not None:
@@ -360,9 +416,12 @@ class ProgressDisplay:
             rate = f"{(consumed - self._prev[1]) / (now - self._prev[0]):,.0f} rows/s"
         self._prev = (now, consumed)
         lag = max(t.total - consumed, 0)
-        line = (f"produced {t.total:>9,} (invalid {t.invalid_total:,}) | processed {consumed:>9,} {rate:>14} | "
-                f"transactions {written.get('transactions', 0):>9,} | quarantined {written.get('quarantine', 0):>6,}"
-                f" | lag {lag:>8,} | batches {p.get('batches', 0)}")
+        line = (
+            f"produced {t.total:>9,} (invalid {t.invalid_total:,}) | processed {consumed:>9,} {rate:>14} | "
+            f"transactions {written.get('transactions', 0):>9,} | "
+            f"quarantined {written.get('quarantine', 0):>6,}"
+            f" | lag {lag:>8,} | batches {p.get('batches', 0)}"
+        )
         self.print(line)
 
 
@@ -371,7 +430,8 @@ def format_summary(s: Summary) -> str:
     p = s.produced
     lines = [
         "",
-        f"Run summary — pipeline {s.pipeline} ({s.seconds:.0f}s, {'complete' if s.complete else 'INCOMPLETE'})",
+        f"Run summary — pipeline {s.pipeline} ({s.seconds:.0f}s, "
+        f"{'complete' if s.complete else 'INCOMPLETE'})",
         "  produced (acknowledged by Kafka)",
         f"    customers              {p['customers']:>10,}",
         f"    customer updates       {p['customer_updates']:>10,}",
@@ -380,10 +440,12 @@ def format_summary(s: Summary) -> str:
     for kind, n in sorted(p["invalid"].items()):
         if n:
             lines.append(f"    invalid: {kind:<24}{n:>7,}")
-    lines += ["  consumed by the Spark job",
-              f"    customers topic        {s.consumed['customers_topic']:>10,}",
-              f"    transactions topic     {s.consumed['transactions_topic']:>10,}",
-              "  rows in Parquet"]
+    lines += [
+        "  consumed by the Spark job",
+        f"    customers topic        {s.consumed['customers_topic']:>10,}",
+        f"    transactions topic     {s.consumed['transactions_topic']:>10,}",
+        "  rows in Parquet",
+    ]
     for name, n in s.rows.items():
         lines.append(f"    {name:<38}{n:>10,}")
     if s.quarantined:

@@ -1,0 +1,72 @@
+"""The exactly-once machinery without Spark: publishing, undo, snapshots, delta selection."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+from spjobs.processor.state import DeltaTable, Publisher, Snapshots, replace_file
+
+
+def stage(pub: Publisher, batch: int, dataset: str, rel: str, text: str = "x") -> None:
+    f = pub.stage_dir(batch, dataset) / rel
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(text)
+
+
+def test_publish_names_files_by_batch_and_undo_removes_exactly_them(tmp_path):
+    sink = tmp_path / "sink"
+    pub = Publisher(sink, tmp_path / "work")
+    stage(pub, 3, "transactions", "year=2026/month=11/part-0.parquet")
+    stage(pub, 3, "quarantine", "part-0.parquet")
+    rels = pub.publish(3, ["transactions", "quarantine"])
+    assert rels == [
+        "transactions/year=2026/month=11/batch-0000000003-part-0.parquet",
+        "quarantine/batch-0000000003-part-0.parquet",
+    ]
+    stage(pub, 4, "quarantine", "part-0.parquet")
+    pub.publish(4, ["quarantine"])
+    pub.undo(3)  # the batch is re-run after a crash
+    assert sorted(p.name for p in sink.rglob("*.parquet")) == ["batch-0000000004-part-0.parquet"]
+
+
+def test_undo_of_a_batch_that_crashed_while_staging(tmp_path):
+    pub = Publisher(tmp_path / "sink", tmp_path / "work")
+    stage(pub, 5, "transactions", "part-0.parquet")
+    pub.undo(5)
+    assert not pub.stage_dir(5, "transactions").exists()
+
+
+def test_delta_table_reads_only_earlier_committed_batches(tmp_path):
+    t = DeltaTable(tmp_path / "ids")
+    for b in (0, 1, 2):
+        d = t.delta_path(b)
+        d.mkdir()
+        (d / "_SUCCESS").touch()
+    t.delta_path(3).mkdir()  # an interrupted write: no _SUCCESS
+    assert [p.rsplit("-", 1)[1] for p in t.paths_before(2)] == ["0000000000", "0000000001"]
+    assert len(t.paths_before(10)) == 3
+    t.discard(2)
+    assert not t.delta_path(2).exists() and not t.delta_path(3).exists()
+
+
+def test_snapshots_read_the_latest_committed_before_the_batch(tmp_path):
+    s = Snapshots(tmp_path / "snap", keep=2)
+    for b in range(4):
+        s.write(b, {"t.parquet": pa.table({"n": [b]})}, {"c.json": {"b": b}})
+    assert s.read_json(3, "c.json", {}) == {"b": 2}
+    assert s.read_table(3, "t.parquet").column("n").to_pylist() == [2]
+    assert s.read_json(1, "c.json", {"none": True}) == {"none": True}, "older snapshots were pruned"
+    s.discard(3)
+    assert s.read_json(99, "c.json", {}) == {"b": 2}
+    assert json.loads((tmp_path / "snap" / "snap-0000000002" / "c.json").read_text()) == {"b": 2}
+
+
+def test_replace_file_is_atomic_rename(tmp_path):
+    src = tmp_path / "a"
+    src.write_text("new")
+    dst = tmp_path / "out" / "part-00000.parquet"
+    dst.parent.mkdir()
+    dst.write_text("old")
+    replace_file(src, dst)
+    assert dst.read_text() == "new" and not list(dst.parent.glob(".*.tmp"))
