@@ -1122,7 +1122,10 @@ class ProcessingSpec:
 
     trigger: str = spec_field(Duration(minimum="100ms"), "Micro-batch interval.", default="5s")
     watermark: str = spec_field(
-        Duration(), "How late (in event time) an event may arrive and still be aggregated.", default="30s"
+        Duration(),
+        "Event-time lateness bound: transactions older than the latest event time minus this are "
+        "flagged is_late (they are still written and aggregated).",
+        default="30s",
     )
     max_offsets_per_trigger: int | None = spec_field(
         Int(minimum=1),

@@ -43,6 +43,8 @@ class Counters:
     quarantined: dict[str, int] = field(default_factory=dict)  # by reason
     offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> partition -> next offset
     max_kafka_timestamp_ms: int = 0
+    max_event_time_ms: int = 0  # of valid transactions: drives the lateness watermark
+    late: int = 0  # valid transactions flagged is_late
 
     @classmethod
     def from_doc(cls, doc: dict) -> Counters:
@@ -77,6 +79,10 @@ class BatchProcessor:
         self.snapshots = Snapshots(work / "state" / "snapshots")
         self.publisher = Publisher(self.sink, work)
         self.progress_file = work / "progress.json"
+        # Accepted transaction ids of batches < _seen_upto, kept in executor memory between
+        # batches so that de-duplication does not re-read the whole id state every batch.
+        self._seen: DataFrame | None = None
+        self._seen_upto = -1
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
 
@@ -101,6 +107,8 @@ class BatchProcessor:
         finally:
             raw.unpersist()
         self.publisher.forget_before(batch_id)
+        self._advance_seen(spark, batch_id, self.txids_state.delta_path(batch_id).exists())
+        phases.mark("state_cache")
         self._report(batch_id, counters, time.monotonic() - started, phases.seconds)
 
     def _process(self, spark, raw: DataFrame, batch_id: int, counters: Counters, phases: _Phases) -> None:  # type: ignore[no-untyped-def]
@@ -134,8 +142,7 @@ class BatchProcessor:
             versions = spark.read.parquet(*old).select(*_VERSION_COLUMNS).unionByName(versions)
 
         txn = X.validate_transactions(raw.where(F.col("topic") == self.cfg.transactions_topic))
-        seen = self.txids_state.paths_before(batch_id)
-        txn = X.mark_duplicates(txn, spark.read.parquet(*seen) if seen else None)
+        txn = X.mark_duplicates(txn, self._seen_ids(spark, batch_id))
         # Every id that passes the record checks is used up, even if its customer is unknown.
         txn = txn.withColumn("_id_taken", F.col("reason").isNull())
         txn = X.enrich(txn, versions, self.cfg.age_bands).persist(StorageLevel.MEMORY_AND_DISK)
@@ -145,12 +152,61 @@ class BatchProcessor:
             txn.unpersist()
             cust.unpersist()
 
+    def _seen_ids(self, spark, batch_id: int) -> DataFrame | None:  # type: ignore[no-untyped-def]
+        """Ids accepted before ``batch_id``: the in-memory copy if it is exactly that, else disk."""
+        if self._seen_upto != batch_id:
+            self._drop_seen()
+            paths = self.txids_state.paths_before(batch_id)
+            if paths:
+                self._seen = spark.read.parquet(*paths).persist(StorageLevel.MEMORY_AND_DISK)
+            self._seen_upto = batch_id
+        return self._seen
+
+    def _advance_seen(self, spark, batch_id: int, wrote_delta: bool) -> None:  # type: ignore[no-untyped-def]
+        """After batch ``batch_id``: the cache covers it too (built from what is on disk)."""
+        if not wrote_delta:
+            self._seen_upto = batch_id + 1
+            return
+        delta = spark.read.parquet(str(self.txids_state.delta_path(batch_id)))
+        new = (delta if self._seen is None else self._seen.unionByName(delta)).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        new.count()  # materialise before dropping the old copy it is built from
+        self._drop_seen()
+        self._seen, self._seen_upto = new, batch_id + 1
+
+    def _drop_seen(self) -> None:
+        if self._seen is not None:
+            self._seen.unpersist()
+        self._seen, self._seen_upto = None, -1
+
     def _write(self, batch_id, cust, new_versions, txn, counters, phases) -> None:  # type: ignore[no-untyped-def]
+        late_before = None
+        if counters.max_event_time_ms:
+            watermark_ms = counters.max_event_time_ms - int(self.cfg.watermark_seconds * 1000)
+            late_before = datetime.fromtimestamp(watermark_ms / 1000, tz=timezone.utc).replace(tzinfo=None)
+        late = F.col("event_time_ts") < F.lit(late_before) if late_before else F.lit(False)
         outcome = (
-            cust.select(F.lit("customer").alias("t"), "reason")
-            .unionByName(txn.select(F.lit("transaction").alias("t"), "reason"))
+            cust.select(
+                F.lit("customer").alias("t"),
+                "reason",
+                F.lit(None).cast("timestamp").alias("ev"),
+                F.lit(False).alias("late"),
+            )
+            .unionByName(
+                txn.select(
+                    F.lit("transaction").alias("t"),
+                    "reason",
+                    F.col("event_time_ts").alias("ev"),
+                    (F.col("reason").isNull() & late).alias("late"),
+                )
+            )
             .groupBy("t", "reason")
-            .count()
+            .agg(
+                F.count("*").alias("count"),
+                F.max("ev").alias("max_ev"),
+                F.sum(F.col("late").cast("int")).alias("late"),
+            )
             .collect()
         )
         phases.mark("classify")
@@ -164,7 +220,7 @@ class BatchProcessor:
         )
 
         datasets = []
-        transactions = X.transaction_rows(txn)
+        transactions = X.transaction_rows(txn, late_before)
         if n_txn:
             transactions.write.partitionBy("year", "month").parquet(
                 str(self.publisher.stage_dir(batch_id, C.OUT_TRANSACTIONS))
@@ -194,6 +250,10 @@ class BatchProcessor:
         aggregates = self._aggregates(batch_id, transactions if n_txn else None)
         phases.mark("aggregates")
         for r in outcome:
+            if r["t"] == "transaction" and r["reason"] is None and r["max_ev"] is not None:
+                ev_ms = int(r["max_ev"].replace(tzinfo=timezone.utc).timestamp() * 1000)
+                counters.max_event_time_ms = max(counters.max_event_time_ms, ev_ms)
+                counters.late += int(r["late"] or 0)
             if r["reason"] is None:
                 counters.add(
                     counters.written,

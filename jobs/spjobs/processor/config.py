@@ -30,9 +30,11 @@ class ProcessorConfig:
     transactions_topic: str = "transactions"
     sink_path: str = "/data/streampipeline"
     trigger_seconds: float = 5.0
+    watermark_seconds: float = 30.0  # events older than (latest event time - this) are flagged late
     max_offsets_per_trigger: int | None = None
     age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
     compact_every: int = 50  # batches between compactions of the state deltas
+    available_now: bool = False  # process what is there now (in batches), then stop
     kafka_options: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -50,6 +52,7 @@ class ProcessorConfig:
             "transactions_topic": topics.get("transactions", {}).get("name", "transactions"),
             "sink_path": cfg.get("sink", {}).get("path", "/data/streampipeline"),
             "trigger_seconds": parse_duration(proc.get("trigger", "5s")),
+            "watermark_seconds": parse_duration(proc.get("watermark", "30s")),
             "max_offsets_per_trigger": proc.get("maxOffsetsPerTrigger"),
             "age_bands": tuple(proc.get("ageBands", DEFAULT_AGE_BANDS)),
         }

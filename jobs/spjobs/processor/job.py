@@ -40,7 +40,7 @@ def build_session(
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": os.environ.get("SP_SHUFFLE_PARTITIONS", "4"),
-        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.enabled": os.environ.get("SP_AQE", "true"),
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.sources.partitionOverwriteMode": "static",
@@ -84,14 +84,15 @@ def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
     )
     # Compaction removes superseded customer versions on purpose: not a loss.
     customers = _kafka_source(spark, cfg, cfg.customers_topic, limit=None, fail_on_data_loss=False)
-    return (
+    writer = (
         txns.unionByName(customers)
         .writeStream.queryName("streampipeline")
         .foreachBatch(BatchProcessor(cfg))
         .option("checkpointLocation", str(cfg.checkpoint_root / "spark"))
-        .trigger(processingTime=f"{int(cfg.trigger_seconds * 1000)} milliseconds")
-        .start()
     )
+    if cfg.available_now:
+        return writer.trigger(availableNow=True).start()
+    return writer.trigger(processingTime=f"{int(cfg.trigger_seconds * 1000)} milliseconds").start()
 
 
 # Spark 4.1.1's Kafka source throws this from its progress metrics after the first batch of

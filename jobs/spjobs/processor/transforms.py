@@ -8,6 +8,7 @@ failing rule of a record is its quarantine reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -309,8 +310,13 @@ def enrich(candidates: DataFrame, versions: DataFrame, bands: Sequence[int]) -> 
     )
 
 
-def transaction_rows(classified: DataFrame) -> DataFrame:
-    """The ``transactions/`` dataset rows (valid, enriched), in contract column order."""
+def transaction_rows(classified: DataFrame, late_before: datetime | None = None) -> DataFrame:
+    """The ``transactions/`` dataset rows (valid, enriched), in contract column order.
+
+    ``is_late`` flags events older than ``late_before`` (the watermark as of the start of
+    the batch); late events are still written and still count in every aggregate.
+    """
+    late = F.lit(False) if late_before is None else F.col("event_time_ts") < F.lit(late_before)
     return classified.where(F.col("reason").isNull()).select(
         "transaction_id",
         "customer_id",
@@ -325,6 +331,7 @@ def transaction_rows(classified: DataFrame) -> DataFrame:
         F.col("c_city").alias("customer_city"),
         "age",
         "age_band",
+        late.alias("is_late"),
         F.year("event_time_ts").alias("year"),
         F.month("event_time_ts").alias("month"),
         "kafka_timestamp",

@@ -1,0 +1,354 @@
+"""``make bench``: speed as ratios against baselines measured in the same run.
+
+* generator records/s (1 process, and 2 worker processes) vs Kafka's own Java producer
+  benchmark (``ProducerPerformance`` from the same jars) on the same broker, with the
+  same record size, acks, idempotence, batching and compression;
+* the Spark job's processed rows/s on a backlog vs a plain Kafka -> Parquet copy query on
+  the same data, same session, same batch size;
+* end-to-end freshness: Kafka timestamp of a transaction -> its row visible in Parquet.
+
+Figures, not pass/fail: printed as a table and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+from spjobs.generator.config import GeneratorConfig
+from spjobs.generator.producer import run as run_generator
+
+from .local.jars import SPARK_VERSION, spark_kafka_jars
+from .local.kafka import EmbeddedKafka, TopicSpec, ensure_topics, producer_perf_cmd
+
+_PERF_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec")
+
+
+def _producer_props(cfg: GeneratorConfig) -> dict[str, str]:
+    """The Java tool gets the generator's producer settings (see spjobs.generator.producer)."""
+    return {
+        "acks": "all",
+        "enable.idempotence": "true",
+        "linger.ms": str(cfg.linger_ms),
+        "batch.size": str(min(cfg.batch_size, 1 << 20)),
+        "compression.type": cfg.compression,
+    }
+
+
+def bench_generator(kafka: EmbeddedKafka, records: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"records": records}
+    for workers in (1, 2):
+        topic = f"bench-gen-{workers}"
+        ensure_topics(kafka.bootstrap_servers, [TopicSpec(topic, 3), TopicSpec(topic + "-c", 3)])
+        cfg = GeneratorConfig(
+            bootstrap_servers=kafka.bootstrap_servers,
+            transactions_topic=topic,
+            customers_topic=topic + "-c",
+            customers=2000,
+            records=records,
+            workers=workers,
+            customer_update_ratio=0.0,
+        )
+        t0 = time.perf_counter()
+        tally = run_generator(cfg)
+        secs = time.perf_counter() - t0
+        out[f"generator_{workers}p_records_per_s"] = round(tally.total / secs)
+        out[f"generator_{workers}p_seconds"] = round(secs, 2)
+    # Average record size of what the generator sends, for the Java tool.
+    from spjobs.generator.model import Record, RecordModel
+
+    sizes = [
+        len(r.value)
+        for r, _ in zip((x for x in RecordModel(cfg).stream() if isinstance(x, Record)), range(5000))
+    ]
+    size = round(statistics.mean(sizes))
+    topic = "bench-java"
+    ensure_topics(kafka.bootstrap_servers, [TopicSpec(topic, 3)])
+    proc = subprocess.run(
+        producer_perf_cmd(kafka, topic, records, size, _producer_props(cfg)),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    matches = _PERF_LINE.findall(proc.stdout)
+    if not matches:
+        raise RuntimeError(
+            f"ProducerPerformance printed no result:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
+    java = float(matches[-1][1])
+    out.update(record_bytes=size, java_producer_perf_records_per_s=round(java))
+    out["ratio_1p_vs_java"] = round(out["generator_1p_records_per_s"] / java, 3)
+    out["ratio_2p_vs_java"] = round(out["generator_2p_records_per_s"] / java, 3)
+    return out
+
+
+def _fill_topics(kafka: EmbeddedKafka, prefix: str, events: int, customers: int) -> GeneratorConfig:
+    ensure_topics(
+        kafka.bootstrap_servers, [TopicSpec(f"{prefix}-customers", 3), TopicSpec(f"{prefix}-transactions", 3)]
+    )
+    cfg = GeneratorConfig(
+        bootstrap_servers=kafka.bootstrap_servers,
+        customers_topic=f"{prefix}-customers",
+        transactions_topic=f"{prefix}-transactions",
+        customers=customers,
+        records=events,
+    )
+    run_generator(cfg)
+    return cfg
+
+
+def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+    from spjobs.processor.config import ProcessorConfig
+    from spjobs.processor.job import build_session, start_query
+
+    spark = build_session(
+        "streampipeline-bench",
+        master="local[2]",
+        jars=[str(j) for j in spark_kafka_jars()],
+        extra_conf={"spark.ui.enabled": "false"},
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    results: dict[str, Any] = {"events": events, "max_offsets_per_trigger": batch}
+
+    def copy_job(prefix: str, out: Path) -> float:
+        def src(topic: str, limit: int | None):
+            r = (
+                spark.readStream.format("kafka")
+                .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+                .option("subscribe", topic)
+                .option("startingOffsets", "earliest")
+            )
+            if limit:
+                r = r.option("maxOffsetsPerTrigger", str(limit))
+            return r.load().select(
+                "topic",
+                "partition",
+                "offset",
+                F.col("timestamp").alias("kafka_timestamp"),
+                F.col("key").cast("string"),
+                F.col("value").cast("string"),
+            )
+
+        t0 = time.perf_counter()
+        q = (
+            src(f"{prefix}-transactions", batch)
+            .unionByName(src(f"{prefix}-customers", None))
+            .writeStream.format("parquet")
+            .option("path", str(out / "data"))
+            .option("checkpointLocation", str(out / "chk"))
+            .trigger(availableNow=True)
+            .start()
+        )
+        q.awaitTermination()
+        return time.perf_counter() - t0
+
+    def our_job(prefix: str, out: Path) -> float:
+        cfg = ProcessorConfig(
+            bootstrap_servers=kafka.bootstrap_servers,
+            customers_topic=f"{prefix}-customers",
+            transactions_topic=f"{prefix}-transactions",
+            sink_path=str(out),
+            max_offsets_per_trigger=batch,
+            available_now=True,
+        )
+        t0 = time.perf_counter()
+        start_query(spark, cfg).awaitTermination()
+        return time.perf_counter() - t0
+
+    warm = _fill_topics(kafka, "warm", min(events, 20_000), 500)
+    total_warm = warm.customers + (warm.records or 0)
+    copy_job("warm", workdir / "copy-warm")
+    our_job("warm", workdir / "ours-warm")
+    data = _fill_topics(kafka, "sparkbench", events, 2000)
+    rows = data.customers + events
+    copy_s = copy_job("sparkbench", workdir / "copy")
+    ours_s = our_job("sparkbench", workdir / "ours")
+    results.update(
+        rows=rows,
+        warmup_rows=total_warm,
+        copy_rows_per_s=round(rows / copy_s),
+        copy_seconds=round(copy_s, 2),
+        job_rows_per_s=round(rows / ours_s),
+        job_seconds=round(ours_s, 2),
+        ratio_job_vs_copy=round(copy_s / ours_s, 3),
+    )
+    spark.stop()
+    return results
+
+
+def bench_freshness(
+    kafka: EmbeddedKafka, rate: float, seconds: float, trigger: str, workdir: Path, warmup: float = 20.0
+) -> dict[str, Any]:
+    """Run the real pipeline (job in its own process) and watch rows appear in Parquet."""
+    import pyarrow.parquet as pq
+
+    from .local.runner import LocalRun, RunOptions
+    from .spec import load_manifest
+
+    manifest = load_manifest(
+        Path(__file__).resolve().parents[2] / "k8s" / "examples" / "pipeline.yaml"
+    ).to_manifest()
+    manifest["metadata"]["name"] = "fresh"
+    manifest["spec"]["kafka"]["bootstrapServers"] = kafka.bootstrap_servers
+    manifest["spec"]["generator"].update({"ratePerSecond": rate, "maxLateness": "0s"})
+    manifest["spec"]["processing"]["trigger"] = trigger
+    out = workdir / "fresh"
+    run = LocalRun(load_manifest(manifest), RunOptions(output=out, duration=seconds), printer=lambda s: None)
+    latencies: list[float] = []
+    seen: set[Path] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        tx = out / "transactions"
+        while not stop.is_set():
+            now = time.time()
+            for f in tx.rglob("batch-*.parquet") if tx.exists() else []:
+                if f not in seen:
+                    seen.add(f)
+                    try:
+                        ts = pq.read_table(f, columns=["kafka_timestamp"]).column(0).to_pylist()
+                    except Exception:  # moved away by a re-run: its replacement is seen later
+                        continue
+                    for t in ts:
+                        produced = t.replace(tzinfo=timezone.utc).timestamp()
+                        # Freshness is about steady state: skip the job's start-up (JVM, first plan).
+                        if produced >= steady_from:
+                            latencies.append(now - produced)
+            stop.wait(0.05)
+
+    steady_from = time.time() + warmup
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        run.prepare()
+        assert run.processor is not None
+        run.processor.start()
+        watcher.start()
+        gen = run.start_generator()
+        while gen.is_alive():
+            run.supervise()
+            gen.join(0.5)
+        deadline = time.monotonic() + 120
+        while not run._all_consumed() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        run.close()
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 10 else [float("nan")] * 99
+    from spjobs.processor.config import parse_duration
+
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "warmup_s": warmup,
+        "trigger": trigger,
+        "rows": len(latencies),
+        "p50_s": round(q[49], 3),
+        "p95_s": round(q[94], 3),
+        "max_s": round(latencies[-1], 3) if latencies else None,
+        "target_p95_s": parse_duration(trigger) + 2.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="streampipeline.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--output", default="out/bench.json")
+    p.add_argument("--generator-records", type=int, default=300_000)
+    p.add_argument("--spark-events", type=int, default=200_000)
+    p.add_argument("--spark-batch", type=int, default=50_000)
+    p.add_argument("--fresh-rate", type=float, default=500)
+    p.add_argument("--fresh-seconds", type=float, default=45)
+    p.add_argument("--fresh-trigger", default="1s")
+    p.add_argument("--only", choices=["generator", "spark", "freshness"], action="append")
+    args = p.parse_args(argv)
+    only = set(args.only or ["generator", "spark", "freshness"])
+    work = Path(tempfile.mkdtemp(prefix="sp-bench-"))
+    result: dict[str, Any] = {
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "spark": SPARK_VERSION,
+        },
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        with EmbeddedKafka(workdir=work / "kafka", heap="1g") as kafka:
+            if "generator" in only:
+                print("generator vs Kafka ProducerPerformance ...", flush=True)
+                result["generator"] = bench_generator(kafka, args.generator_records)
+            if "spark" in only:
+                print("Spark job vs plain Kafka->Parquet copy ...", flush=True)
+                result["spark"] = bench_spark(kafka, args.spark_events, args.spark_batch, work)
+            if "freshness" in only:
+                print("end-to-end freshness ...", flush=True)
+                result["freshness"] = bench_freshness(
+                    kafka, args.fresh_rate, args.fresh_seconds, args.fresh_trigger, work
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(format_table(result))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def format_table(r: dict[str, Any]) -> str:
+    rows = []
+    g = r.get("generator")
+    if g:
+        rows += [
+            (
+                "generator, 1 process",
+                f"{g['generator_1p_records_per_s']:,} rec/s",
+                f"{g['ratio_1p_vs_java']:.2f}x Java ProducerPerformance "
+                f"({g['java_producer_perf_records_per_s']:,}/s)",
+                "aim >= 0.5x",
+            ),
+            (
+                "generator, 2 processes",
+                f"{g['generator_2p_records_per_s']:,} rec/s",
+                f"{g['ratio_2p_vs_java']:.2f}x Java ProducerPerformance",
+                "",
+            ),
+        ]
+    s = r.get("spark")
+    if s:
+        rows.append(
+            (
+                "Spark job (backlog)",
+                f"{s['job_rows_per_s']:,} rows/s",
+                f"{s['ratio_job_vs_copy']:.2f}x plain copy ({s['copy_rows_per_s']:,}/s)",
+                "aim >= 0.7x",
+            )
+        )
+    f = r.get("freshness")
+    if f:
+        rows.append(
+            (
+                "freshness (produce->Parquet)",
+                f"p50 {f['p50_s']}s, p95 {f['p95_s']}s",
+                f"trigger {f['trigger']}, {f['rate_per_s']:.0f} ev/s, {f['rows']:,} rows",
+                f"aim p95 <= {f['target_p95_s']}s",
+            )
+        )
+    width = [max(len(x[i]) for x in rows) for i in range(4)] if rows else [0] * 4
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, width)) for row in rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
