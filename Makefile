@@ -37,8 +37,12 @@ jars: venv ## fetch Kafka broker + Spark Kafka connector jars from Maven Central
 run: jars ## run the example pipeline locally (embedded Kafka + local Spark), then show where the Parquet is
 	$(VENV)/bin/streampipeline run $(EXAMPLE) --records $(RECORDS) --output $(OUTPUT) --fresh --summary-json $(OUTPUT)-summary.json
 
+.PHONY: k8s-tools
+k8s-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm from Go modules (cached)
+	bash tests/harness/k8s/build.sh
+
 .PHONY: test
-test: jars ## install everything and run the whole test suite (unit + real Kafka/Spark integration)
+test: jars k8s-tools ## install everything and run the whole suite (unit, real Kafka/Spark, real k8s control plane)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -113,13 +114,9 @@ def spark_kafka_jars(spark_version: str = SPARK_VERSION) -> list[Path]:
 
 
 def _artifact(jar_name: str) -> str:
-    """'commons-pool2-2.12.0.jar' -> 'commons-pool2' (drop the version)."""
-    stem = jar_name[:-4]
-    parts = stem.split("-")
-    for i, part in enumerate(parts):
-        if part[:1].isdigit():
-            return "-".join(parts[:i])
-    return stem
+    """'commons-pool2-2.12.0.jar' -> 'commons-pool2' (drop the version: the first '-N.')."""
+    m = re.match(r"^(.+?)-\d+\..*\.jar$", jar_name)
+    return m.group(1) if m else jar_name.removesuffix(".jar")
 
 
 def _pyspark_jar_names() -> set[str]:

@@ -1,0 +1,44 @@
+"""The command line: clear errors with exit code 2, never a traceback; pinned versions agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyspark
+
+from streampipeline.cli import main
+from streampipeline.local.jars import SPARK_VERSION, _artifact
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_ok(capsys):
+    assert main(["validate", str(ROOT / "k8s" / "examples" / "pipeline.yaml")]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+def test_validate_names_every_bad_field(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: streampipeline.io/v1alpha1\nkind: StreamPipeline\nmetadata: {name: p}\n"
+        "spec:\n  kafka: {cluster: c}\n  generator: {ratePerSec: 1, invalidRatio: 2}\n"
+    )
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "spec.generator.ratePerSec" in err and "did you mean 'ratePerSecond'" in err
+    assert "spec.generator.invalidRatio" in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_connector_matches_pyspark():
+    assert pyspark.__version__ == SPARK_VERSION, "bump jars.SPARK_VERSION together with pyspark"
+
+
+def test_jar_artifact_names():
+    assert _artifact("commons-pool2-2.12.1.jar") == "commons-pool2"
+    assert _artifact("spark-sql-kafka-0-10_2.13-4.1.1.jar") == "spark-sql-kafka-0-10_2.13"
