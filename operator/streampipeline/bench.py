@@ -110,6 +110,7 @@ def _fill_topics(kafka: EmbeddedKafka, prefix: str, events: int, customers: int)
 
 def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) -> dict[str, Any]:
     from pyspark.sql import functions as F
+
     from spjobs.processor.config import ProcessorConfig
     from spjobs.processor.job import build_session, start_query
 

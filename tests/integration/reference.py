@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 from confluent_kafka import Consumer, TopicPartition
+
 from spjobs import contract as C
 
 _AMOUNT = re.compile(r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$")

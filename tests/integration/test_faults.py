@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from streampipeline.local.runner import LocalRun, RunOptions
 from streampipeline.spec import load_manifest
 

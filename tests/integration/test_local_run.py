@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from spjobs import contract as C
 from streampipeline.local.runner import LocalRun, RunOptions
 from streampipeline.spec import load_manifest

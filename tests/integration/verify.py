@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
+
 from spjobs import contract as C
 
 from .reference import Expected, compute, read_topic

@@ -20,6 +20,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
+
 from spjobs import contract
 from spjobs.generator.config import GeneratorConfig, parse_duration
 from spjobs.generator.model import (

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from streampipeline import spec as sp
 from streampipeline.durations import DURATION_PATTERN, is_duration, parse_duration
 from streampipeline.spec import (

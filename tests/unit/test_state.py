@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+
 from spjobs.processor.state import DeltaTable, Publisher, Snapshots, replace_file
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 import pytest
 from pyspark.sql import functions as F
+
 from spjobs import contract as C
 from spjobs.processor import transforms as X
 
