@@ -19,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from .. import contract as C
 from . import transforms as X
 from .config import ProcessorConfig
-from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file
+from .state import CachedState, DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file
 
 log = logging.getLogger("spjobs.processor")
 
@@ -79,10 +79,8 @@ class BatchProcessor:
         self.snapshots = Snapshots(work / "state" / "snapshots")
         self.publisher = Publisher(self.sink, work)
         self.progress_file = work / "progress.json"
-        # Accepted transaction ids of batches < _seen_upto, kept in executor memory between
-        # batches so that de-duplication does not re-read the whole id state every batch.
-        self._seen: DataFrame | None = None
-        self._seen_upto = -1
+        self.txids_cache = CachedState(self.txids_state)
+        self.customers_cache = CachedState(self.customers_state, columns=_VERSION_COLUMNS)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
 
@@ -107,78 +105,61 @@ class BatchProcessor:
         finally:
             raw.unpersist()
         self.publisher.forget_before(batch_id)
-        self._advance_seen(spark, batch_id, self.txids_state.delta_path(batch_id).exists())
+        self.txids_cache.advance(spark, batch_id)
+        self.customers_cache.advance(spark, batch_id)
         phases.mark("state_cache")
         self._report(batch_id, counters, time.monotonic() - started, phases.seconds)
 
     def _process(self, spark, raw: DataFrame, batch_id: int, counters: Counters, phases: _Phases) -> None:  # type: ignore[no-untyped-def]
-        stats = (
-            raw.groupBy("topic", "partition")
-            .agg(
-                F.count("*").alias("n"),
-                F.max("offset").alias("max_offset"),
-                F.max("kafka_timestamp").alias("max_ts"),
-            )
-            .collect()
-        )
-        phases.mark("read")
-        for row in stats:
-            counters.add(counters.input, row["topic"], row["n"])
-            parts = counters.offsets.setdefault(row["topic"], {})
-            parts[str(row["partition"])] = max(
-                parts.get(str(row["partition"]), 0), int(row["max_offset"]) + 1
-            )
-            if row["max_ts"] is not None:
-                ts_ms = int(row["max_ts"].replace(tzinfo=timezone.utc).timestamp() * 1000)
-                counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ts_ms)
-        counters.batches += 1
-
         cust = X.validate_customers(raw.where(F.col("topic") == self.cfg.customers_topic))
         cust = cust.persist(StorageLevel.MEMORY_AND_DISK)
         new_versions = X.customer_versions(cust)
         versions = new_versions.select(*_VERSION_COLUMNS)
-        old = self.customers_state.paths_before(batch_id)
-        if old:
-            versions = spark.read.parquet(*old).select(*_VERSION_COLUMNS).unionByName(versions)
+        old = self.customers_cache.before(spark, batch_id)
+        if old is not None:
+            versions = old.unionByName(versions)
 
         txn = X.validate_transactions(raw.where(F.col("topic") == self.cfg.transactions_topic))
-        txn = X.mark_duplicates(txn, self._seen_ids(spark, batch_id))
+        txn = X.mark_duplicates(txn, self.txids_cache.before(spark, batch_id))
         # Every id that passes the record checks is used up, even if its customer is unknown.
         txn = txn.withColumn("_id_taken", F.col("reason").isNull())
         txn = X.enrich(txn, versions, self.cfg.age_bands).persist(StorageLevel.MEMORY_AND_DISK)
+        phases.mark("plan")
         try:
             self._write(batch_id, cust, new_versions, txn, counters, phases)
         finally:
             txn.unpersist()
             cust.unpersist()
 
-    def _seen_ids(self, spark, batch_id: int) -> DataFrame | None:  # type: ignore[no-untyped-def]
-        """Ids accepted before ``batch_id``: the in-memory copy if it is exactly that, else disk."""
-        if self._seen_upto != batch_id:
-            self._drop_seen()
-            paths = self.txids_state.paths_before(batch_id)
-            if paths:
-                self._seen = spark.read.parquet(*paths).persist(StorageLevel.MEMORY_AND_DISK)
-            self._seen_upto = batch_id
-        return self._seen
-
-    def _advance_seen(self, spark, batch_id: int, wrote_delta: bool) -> None:  # type: ignore[no-untyped-def]
-        """After batch ``batch_id``: the cache covers it too (built from what is on disk)."""
-        if not wrote_delta:
-            self._seen_upto = batch_id + 1
-            return
-        delta = spark.read.parquet(str(self.txids_state.delta_path(batch_id)))
-        new = (delta if self._seen is None else self._seen.unionByName(delta)).persist(
-            StorageLevel.MEMORY_AND_DISK
+    def _outcome(self, cust: DataFrame, txn: DataFrame, late: Column) -> list[Row]:
+        """Everything the driver needs to know about a batch, in one Spark job: per record
+        type, reason and Kafka partition, the count, last offset and timestamps."""
+        cols = ["topic", "partition", "offset", "kafka_timestamp", "reason"]
+        return (
+            cust.select(
+                F.lit("customer").alias("t"),
+                *cols,
+                F.lit(None).cast("timestamp").alias("ev"),
+                F.lit(False).alias("late"),
+            )
+            .unionByName(
+                txn.select(
+                    F.lit("transaction").alias("t"),
+                    *cols,
+                    F.col("event_time_ts").alias("ev"),
+                    (F.col("reason").isNull() & late).alias("late"),
+                )
+            )
+            .groupBy("t", "reason", "topic", "partition")
+            .agg(
+                F.count("*").alias("count"),
+                F.max("offset").alias("max_offset"),
+                F.max("kafka_timestamp").alias("max_ts"),
+                F.max("ev").alias("max_ev"),
+                F.sum(F.col("late").cast("int")).alias("late"),
+            )
+            .collect()
         )
-        new.count()  # materialise before dropping the old copy it is built from
-        self._drop_seen()
-        self._seen, self._seen_upto = new, batch_id + 1
-
-    def _drop_seen(self) -> None:
-        if self._seen is not None:
-            self._seen.unpersist()
-        self._seen, self._seen_upto = None, -1
 
     def _write(self, batch_id, cust, new_versions, txn, counters, phases) -> None:  # type: ignore[no-untyped-def]
         late_before = None
@@ -186,29 +167,8 @@ class BatchProcessor:
             watermark_ms = counters.max_event_time_ms - int(self.cfg.watermark_seconds * 1000)
             late_before = datetime.fromtimestamp(watermark_ms / 1000, tz=timezone.utc).replace(tzinfo=None)
         late = F.col("event_time_ts") < F.lit(late_before) if late_before else F.lit(False)
-        outcome = (
-            cust.select(
-                F.lit("customer").alias("t"),
-                "reason",
-                F.lit(None).cast("timestamp").alias("ev"),
-                F.lit(False).alias("late"),
-            )
-            .unionByName(
-                txn.select(
-                    F.lit("transaction").alias("t"),
-                    "reason",
-                    F.col("event_time_ts").alias("ev"),
-                    (F.col("reason").isNull() & late).alias("late"),
-                )
-            )
-            .groupBy("t", "reason")
-            .agg(
-                F.count("*").alias("count"),
-                F.max("ev").alias("max_ev"),
-                F.sum(F.col("late").cast("int")).alias("late"),
-            )
-            .collect()
-        )
+        outcome = self._outcome(cust, txn, late)
+        self._count_input(outcome, counters)
         phases.mark("classify")
         n_txn = sum(r["count"] for r in outcome if r["t"] == "transaction" and r["reason"] is None)
         n_cust = sum(r["count"] for r in outcome if r["t"] == "customer" and r["reason"] is None)
@@ -270,6 +230,17 @@ class BatchProcessor:
             target = self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet"
             replace_file(snap / name, target)
         phases.mark("publish")
+
+    def _count_input(self, outcome: list[Row], counters: Counters) -> None:
+        counters.batches += 1
+        for r in outcome:
+            counters.add(counters.input, r["topic"], r["count"])
+            parts = counters.offsets.setdefault(r["topic"], {})
+            key = str(r["partition"])
+            parts[key] = max(parts.get(key, 0), int(r["max_offset"]) + 1)
+            if r["max_ts"] is not None:
+                ts_ms = int(r["max_ts"].replace(tzinfo=timezone.utc).timestamp() * 1000)
+                counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ts_ms)
 
     def _aggregates(self, batch_id: int, transactions: DataFrame | None) -> dict[str, pa.Table]:
         """New totals = previous snapshot + this batch's deltas (exact integer cents)."""

@@ -192,3 +192,56 @@ def replace_file(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+class CachedState:
+    """A DeltaTable's rows of batches < ``upto``, kept in executor memory between batches.
+
+    The on-disk deltas stay the source of truth (a restarted job rebuilds from them); the
+    cache only saves re-reading and re-listing the whole table every micro-batch.
+    """
+
+    def __init__(self, table: DeltaTable, columns: tuple[str, ...] | None = None) -> None:
+        self.table = table
+        self.columns = columns
+        self._df = None
+        self._upto = -1
+
+    def _read(self, spark, paths: list[str]):  # type: ignore[no-untyped-def]
+        df = spark.read.parquet(*paths)
+        return df.select(*self.columns) if self.columns else df
+
+    def before(self, spark, batch_id: int):  # type: ignore[no-untyped-def]
+        """Rows of every batch < ``batch_id`` (None when there are none)."""
+        if self._upto != batch_id:
+            self.drop()
+            paths = self.table.paths_before(batch_id)
+            if paths:
+                from pyspark import StorageLevel
+
+                self._df = self._read(spark, paths).persist(StorageLevel.MEMORY_AND_DISK)
+            self._upto = batch_id
+        return self._df
+
+    def advance(self, spark, batch_id: int) -> None:  # type: ignore[no-untyped-def]
+        """Batch ``batch_id`` committed its delta (or had none): include it."""
+        if self._upto != batch_id:
+            self.drop()  # out of step (e.g. the batch failed half-way): reload next time
+            return
+        delta = self.table.delta_path(batch_id)
+        if (delta / "_SUCCESS").exists():
+            from pyspark import StorageLevel
+
+            new = self._read(spark, [str(delta)])
+            if self._df is not None:
+                new = self._df.unionByName(new)
+            new = new.persist(StorageLevel.MEMORY_AND_DISK)
+            new.count()  # materialise before dropping the copy it is built from
+            self.drop()
+            self._df = new
+        self._upto = batch_id + 1
+
+    def drop(self) -> None:
+        if self._df is not None:
+            self._df.unpersist()
+        self._df, self._upto = None, -1

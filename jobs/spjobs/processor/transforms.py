@@ -55,6 +55,17 @@ CUSTOMER_JSON = _json_schema(C.CUSTOMER_FIELDS)
 TRANSACTION_JSON = _json_schema(C.TRANSACTION_FIELDS)
 
 
+def _project(df: DataFrame, new: dict[str, Column], drop: Sequence[str] = ()) -> DataFrame:
+    """Replace/add columns and drop others in ONE projection.
+
+    Each ``withColumn`` re-analyses the whole plan from Python; a micro-batch builds its
+    plan anew every time, so chains of them cost seconds per batch on a small machine.
+    The expressions in ``new`` may only refer to columns that already exist in ``df``.
+    """
+    keep = [F.col(c) if c not in new else new[c].alias(c) for c in df.columns if c not in drop]
+    return df.select(*keep, *[v.alias(k) for k, v in new.items() if k not in df.columns])
+
+
 def _blank(col: Column) -> Column:
     return col.isNull() | (F.trim(col) == "")
 
@@ -100,11 +111,14 @@ def validate_customers(raw: DataFrame) -> DataFrame:
     """Parse customer records; adds ``reason``/``detail`` (null when valid) and typed columns."""
     df = _parse(raw, CUSTOMER_JSON)
     missing = _first_missing(C.CUSTOMER_REQUIRED)
-    df = (
-        df.withColumn("_missing", missing)
-        .withColumn("birth_date_d", _date(F.col("birth_date")))
-        .withColumn("signup_time_ts", _ts(F.col("signup_time")))
-        .withColumn("updated_at_ts", _ts(F.col("updated_at")))
+    df = _project(
+        df,
+        {
+            "_missing": missing,
+            "birth_date_d": _date(F.col("birth_date")),
+            "signup_time_ts": _ts(F.col("signup_time")),
+            "updated_at_ts": _ts(F.col("updated_at")),
+        },
     )
     reason, detail = _classify(
         [
@@ -135,7 +149,7 @@ def validate_customers(raw: DataFrame) -> DataFrame:
             ),
         ]
     )
-    return df.withColumn("reason", reason).withColumn("detail", detail).drop("_missing")
+    return _project(df, {"reason": reason, "detail": detail}, drop=("_missing",))
 
 
 def customer_versions(validated: DataFrame) -> DataFrame:
@@ -158,11 +172,14 @@ def customer_versions(validated: DataFrame) -> DataFrame:
 def validate_transactions(raw: DataFrame) -> DataFrame:
     """Stateless checks of transaction records; adds ``reason``/``detail`` and typed columns."""
     df = _parse(raw, TRANSACTION_JSON)
-    df = (
-        df.withColumn("_missing", _first_missing(C.TRANSACTION_REQUIRED))
-        .withColumn("event_time_ts", _ts(F.col("event_time")))
-        .withColumn("_amount_ok", F.trim(F.col("amount")).rlike(_AMOUNT_RE))
-        .withColumn("amount_d", F.when(F.col("_amount_ok"), F.trim(F.col("amount")).try_cast(AMOUNT_TYPE)))
+    amount = F.trim(F.col("amount"))
+    df = _project(
+        df,
+        {
+            "_missing": _first_missing(C.TRANSACTION_REQUIRED),
+            "event_time_ts": _ts(F.col("event_time")),
+            "amount_d": F.when(amount.rlike(_AMOUNT_RE), amount.try_cast(AMOUNT_TYPE)),
+        },
     )
     reason, detail = _classify(
         [
@@ -203,7 +220,7 @@ def validate_transactions(raw: DataFrame) -> DataFrame:
             ),
         ]
     )
-    return df.withColumn("reason", reason).withColumn("detail", detail).drop("_missing", "_amount_ok")
+    return _project(df, {"reason": reason, "detail": detail}, drop=("_missing",))
 
 
 _ARRIVAL = ("kafka_timestamp", "partition", "offset")
@@ -217,31 +234,25 @@ def mark_duplicates(candidates: DataFrame, seen_ids: DataFrame | None) -> DataFr
     the stateless checks take part, so a broken record never "uses up" an id.
     """
     ok = F.col("reason").isNull()
-    df = candidates.withColumn("_ok", ok)
+    df = _project(candidates, {"_ok": ok})
     rank = F.row_number().over(Window.partitionBy("transaction_id", "_ok").orderBy(*_ARRIVAL))
-    df = df.withColumn("_rank", F.when(F.col("_ok"), rank))
+    df = _project(df, {"_rank": F.when(F.col("_ok"), rank)})
     if seen_ids is not None:
         # Scan the (large) id state once against this batch's ids, broadcast; the hits
         # are few, so flagging them is a broadcast join too: no shuffle of the state.
         batch_ids = F.broadcast(df.where("_ok").select("transaction_id"))
         hits = seen_ids.select("transaction_id").join(batch_ids, "transaction_id", "left_semi")
         df = df.join(F.broadcast(hits.withColumn("_seen", F.lit(True))), "transaction_id", "left")
-    else:
-        df = df.withColumn("_seen", F.lit(None).cast("boolean"))
-    dup = F.col("_ok") & ((F.col("_rank") > 1) | F.col("_seen").isNotNull())
-    return (
-        df.withColumn("_dup", dup)
-        .withColumn(
-            "detail",
-            F.when(
-                F.col("_dup"), F.concat(F.lit("transaction_id already received: "), F.col("transaction_id"))
-            ).otherwise(F.col("detail")),
-        )
-        .withColumn(
-            "reason",
-            F.when(F.col("_dup"), F.lit(C.REASON_DUPLICATE_TRANSACTION_ID)).otherwise(F.col("reason")),
-        )
-        .drop("_ok", "_rank", "_seen", "_dup")
+    seen = F.col("_seen").isNotNull() if seen_ids is not None else F.lit(False)
+    dup = F.col("_ok") & ((F.col("_rank") > 1) | seen)
+    detail = F.concat(F.lit("transaction_id already received: "), F.col("transaction_id"))
+    return _project(
+        df,
+        {
+            "detail": F.when(dup, detail).otherwise(F.col("detail")),
+            "reason": F.when(dup, F.lit(C.REASON_DUPLICATE_TRANSACTION_ID)).otherwise(F.col("reason")),
+        },
+        drop=("_ok", "_rank", "_seen"),
     )
 
 
@@ -289,24 +300,20 @@ def enrich(candidates: DataFrame, versions: DataFrame, bands: Sequence[int]) -> 
     eligible = F.filter("_h", lambda v: v["ts"] <= F.col("kafka_timestamp"))
     best = F.when(F.size(eligible) > 0, F.element_at(eligible, -1)).otherwise(F.element_at("_h", 1))
     unknown = ok & F.col("_c_id").isNull()
-    joined = joined.withColumn("_v", F.when(~unknown & ok, best))
-    age = age_at(F.col("_v.birth_date"), F.col("event_time_ts"))
-    return (
-        joined.withColumn("_unknown", unknown)
-        .withColumn(
-            "detail",
-            F.when(
-                F.col("_unknown"), F.concat(F.lit("no valid customer with id "), F.col("customer_id"))
-            ).otherwise(F.col("detail")),
-        )
-        .withColumn(
-            "reason", F.when(F.col("_unknown"), F.lit(C.REASON_UNKNOWN_CUSTOMER)).otherwise(F.col("reason"))
-        )
-        .withColumn("c_state", F.col("_v.state"))
-        .withColumn("c_city", F.col("_v.city"))
-        .withColumn("age", F.when(F.col("reason").isNull(), age))
-        .withColumn("age_band", age_band(F.col("age"), bands))
-        .drop("_c_id", "_h", "_v", "_unknown")
+    v = F.when(~unknown & ok, best)
+    valid_age = F.when(ok & ~unknown, age_at(v["birth_date"], F.col("event_time_ts")))
+    missing = F.concat(F.lit("no valid customer with id "), F.col("customer_id"))
+    return _project(
+        joined,
+        {
+            "detail": F.when(unknown, missing).otherwise(F.col("detail")),
+            "reason": F.when(unknown, F.lit(C.REASON_UNKNOWN_CUSTOMER)).otherwise(F.col("reason")),
+            "c_state": v["state"],
+            "c_city": v["city"],
+            "age": valid_age,
+            "age_band": age_band(valid_age, bands),
+        },
+        drop=("_c_id", "_h"),
     )
 
 
