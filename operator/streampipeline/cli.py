@@ -68,6 +68,68 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if summary.complete or summary.interrupted else 1
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .render import children
+    from .settings import Settings
+
+    pipeline = load_manifest(Path(args.manifest))
+    print(yaml.safe_dump_all(children(pipeline, Settings.from_env()), sort_keys=False, width=100), end="")
+    return 0
+
+
+def _cmd_crd(args: argparse.Namespace) -> int:
+    if args.rbac:
+        from .rbac import rbac_yaml
+
+        print(rbac_yaml(args.watch_namespace), end="")
+    else:
+        from .crd import crd_yaml
+
+        print(crd_yaml(), end="")
+    return 0
+
+
+def _cmd_operator(args: argparse.Namespace) -> int:
+    from .controller import run_operator
+
+    return run_operator(
+        namespaces=args.namespace or None,
+        all_namespaces=args.all_namespaces,
+        metrics_port=args.metrics_port,
+        liveness=args.liveness,
+        peering=args.peering,
+        verbose=args.verbose,
+    )
+
+
+def _add_operator_commands(sub: argparse._SubParsersAction) -> None:
+    rd = sub.add_parser("render", help="print the Kubernetes objects a StreamPipeline becomes (no cluster)")
+    rd.add_argument("manifest")
+    rd.set_defaults(func=_cmd_render)
+
+    c = sub.add_parser("crd", help="print the StreamPipeline CustomResourceDefinition (or --rbac) as YAML")
+    c.add_argument("--rbac", action="store_true", help="print the operator's RBAC objects instead")
+    c.add_argument("--watch-namespace", metavar="NS", help="with --rbac: a Role for one watched namespace")
+    c.set_defaults(func=_cmd_crd)
+
+    o = sub.add_parser("operator", help="run the StreamPipeline operator (kopf) against the current cluster")
+    scope = o.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", metavar="NS", help="watch this namespace (repeatable)"
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    o.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port (0: off)")
+    o.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        help="kopf liveness endpoint URL ('' to disable)",
+    )
+    o.add_argument("--peering", metavar="NAME", help="use kopf peering NAME (default: standalone)")
+    o.set_defaults(func=_cmd_operator)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streampipeline", description="StreamPipeline: real-time ELT on Kafka + Spark"
@@ -97,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-offsets-per-trigger", type=int, help="override spec.processing.maxOffsetsPerTrigger"
     )
     r.set_defaults(func=_cmd_run)
+    _add_operator_commands(sub)
     return p
 
 

@@ -1,0 +1,320 @@
+"""The ``streampipelines.streampipeline.io`` CustomResourceDefinition, generated.
+
+The ``spec`` schema is :func:`streampipeline.spec.openapi_schema`; this module adds what
+only the API server can check (CEL ``x-kubernetes-validations``: immutable and grow-only
+fields, and the cross-field checks :func:`~streampipeline.spec.parse_spec` does that a
+plain OpenAPI schema cannot express), the ``status`` schema, printer columns and the
+status subresource.  ``streampipeline crd`` prints it; ``k8s/crd/`` holds the output and
+a unit test keeps the two identical.
+
+Every CEL message starts with the full field path, so ``kubectl apply`` errors name
+the field even where the API server reports the rule on a parent object.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from .spec import GROUP, KIND, MAX_NAME_LENGTH, PLURAL, VERSION, openapi_schema
+
+__all__ = [
+    "CONDITION_TYPES",
+    "CRD_NAME",
+    "PHASES",
+    "crd_manifest",
+    "crd_yaml",
+    "status_schema",
+]
+
+CRD_NAME = f"{PLURAL}.{GROUP}"
+SINGULAR = "streampipeline"
+PHASES = ("Pending", "Provisioning", "Running", "Degraded", "Suspended", "Failed", "Deleting")
+CONDITION_TYPES = ("TopicsReady", "GeneratorReady", "ProcessorRunning", "Ready")
+TOPIC_ROLES = ("customers", "transactions")
+
+
+def _rule(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict:
+    out: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def _add(node: dict[str, Any], *rules: dict[str, Any]) -> None:
+    node.setdefault("x-kubernetes-validations", []).extend(rules)
+
+
+def _quantity_le(resource: str) -> str:
+    """CEL: requests.<resource> and limits.<resource> both set implies request <= limit."""
+    req, lim = f"self.requests.{resource}", f"self.limits.{resource}"
+    return (
+        f"!has(self.requests) || !has(self.limits) || !has({req}) || !has({lim}) || "
+        f"quantity(string({lim})).compareTo(quantity(string({req}))) >= 0"
+    )
+
+
+def _spark_memory_at_least_512m(path: str) -> dict[str, Any]:
+    # '<digits><k|m|g|t>[b]': reject 0 of any unit, < 512 m and < 524288 k. Long numbers are
+    # not converted (int() would overflow); anything with 7+ digits is large enough anyway.
+    digits = "int(self.findAll('[0-9]+')[0])"
+    rule = (
+        "self.size() > 12 || !("
+        "self.matches('^0+[a-zA-Z]+$') || "
+        f"(self.matches('^[0-9]+[mM][bB]?$') && {digits} < 512) || "
+        f"(self.matches('^[0-9]+[kK][bB]?$') && {digits} < 524288))"
+    )
+    return _rule(rule, f"{path} must be at least 512m (Spark refuses to start with less)")
+
+
+def spec_schema() -> dict[str, Any]:
+    """``openapi_schema()`` plus CEL rules."""
+    spec = copy.deepcopy(openapi_schema())
+    props = spec["properties"]
+
+    kafka = props["kafka"]
+    _add(
+        kafka["properties"]["cluster"],
+        _rule(
+            "self == oldSelf",
+            "spec.kafka.cluster is immutable: the topics live in that Kafka cluster "
+            "(create a new StreamPipeline instead)",
+        ),
+    )
+    topics = kafka["properties"]["topics"]
+    _add(
+        topics,
+        _rule(
+            "!has(self.customers) || !has(self.transactions) || !has(self.customers.name) "
+            "|| !has(self.transactions.name) || self.customers.name != self.transactions.name",
+            "spec.kafka.topics.transactions.name must differ from spec.kafka.topics.customers.name",
+            field_path=".transactions.name",
+        ),
+    )
+    for role in TOPIC_ROLES:
+        topic = topics["properties"][role]
+        base = f"spec.kafka.topics.{role}"
+        _add(
+            topic,
+            _rule(
+                "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)",
+                f"{base}.name is immutable: a Kafka topic cannot be renamed",
+                field_path=".name",
+            ),
+        )
+        _add(
+            topic["properties"]["name"],
+            _rule("self != '.' && self != '..'", f"{base}.name must not be '.' or '..'"),
+        )
+        _add(
+            topic["properties"]["partitions"],
+            _rule(
+                "self >= oldSelf",
+                f"{base}.partitions may only grow: Kafka cannot remove partitions from a topic",
+            ),
+        )
+        _add(
+            topic["properties"]["config"],
+            _rule(
+                "self.all(k, k.matches('^[a-z0-9]+([._-][a-z0-9]+)*$'))",
+                f"{base}.config keys must be Kafka topic config names such as 'retention.ms'",
+            ),
+        )
+
+    generator = props["generator"]["properties"]
+    resources = generator["resources"]
+    for res in ("cpu", "memory"):
+        _add(
+            resources,
+            _rule(
+                _quantity_le(res),
+                f"spec.generator.resources.limits.{res} must be >= spec.generator.resources.requests.{res}",
+                field_path=f".limits.{res}",
+            ),
+        )
+    for kind in ("requests", "limits"):
+        _add(
+            resources["properties"][kind]["properties"]["memory"],
+            _rule(
+                "type(self) != string || !self.endsWith('m')",
+                f"spec.generator.resources.{kind}.memory must not use the 'm' (milli) suffix: "
+                "write Mi (mebibytes) or M (megabytes)",
+            ),
+        )
+
+    processing = props["processing"]["properties"]
+    _add(
+        processing["trigger"],
+        _rule("duration(self) >= duration('100ms')", "spec.processing.trigger must be at least 100ms"),
+    )
+    _add(
+        processing["ageBands"],
+        _rule(
+            "[1, 2, 3, 4, 5, 6, 7, 8, 9].all(i, i >= size(self) || self[i - 1] < self[i])",
+            "spec.processing.ageBands must be strictly ascending",
+        ),
+    )
+    for part in ("driver", "executor"):
+        _add(
+            processing[part]["properties"]["memory"],
+            _spark_memory_at_least_512m(f"spec.processing.{part}.memory"),
+        )
+
+    sink = props["sink"]["properties"]
+    _add(
+        sink["path"],
+        _rule("self.matches('[^/]')", "spec.sink.path must not be the root directory"),
+        _rule("!self.matches('(^|/)[.][.](/|$)')", "spec.sink.path must not contain '..' segments"),
+    )
+    _add(
+        sink["volume"]["properties"]["size"],
+        _rule(
+            "quantity(string(self)).isGreaterThan(quantity('0'))",
+            "spec.sink.volume.size must be greater than zero",
+        ),
+    )
+    return spec
+
+
+def status_schema() -> dict[str, Any]:
+    condition = {
+        "type": "object",
+        "required": ["type", "status"],
+        "properties": {
+            "type": {"type": "string", "enum": list(CONDITION_TYPES)},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "reason": {"type": "string"},
+            "message": {"type": "string"},
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "observedGeneration": {"type": "integer", "format": "int64"},
+        },
+    }
+    return {
+        "description": "Observed state, written by the operator (kopf keeps its bookkeeping here too).",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "properties": {
+            "phase": {"type": "string", "enum": list(PHASES)},
+            "message": {"type": "string", "description": "Why the pipeline is not Ready, if it is not."},
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "topics": {"type": "string", "description": "Ready KafkaTopics, e.g. 2/2."},
+            "generator": {"type": "string", "description": "Available/desired generator pods, e.g. 1/1."},
+            "processor": {
+                "type": "string",
+                "description": "The SparkApplication's state (RUNNING, SUBMITTED...), or - if absent.",
+            },
+            "children": {
+                "type": "object",
+                "description": "Names of the objects this pipeline owns.",
+                "properties": {
+                    "kafkaTopics": {"type": "array", "items": {"type": "string"}},
+                    "configMap": {"type": "string"},
+                    "persistentVolumeClaim": {"type": "string"},
+                    "deployment": {"type": "string"},
+                    "sparkApplication": {"type": "string"},
+                },
+            },
+            "conditions": {
+                "type": "array",
+                "items": condition,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+        },
+    }
+
+
+def _printer_columns() -> list[dict[str, Any]]:
+    def col(name: str, type_: str, path: str, priority: int = 0, description: str = "") -> dict:
+        out: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path}
+        if description:
+            out["description"] = description
+        if priority:
+            out["priority"] = priority
+        return out
+
+    return [
+        col("Phase", "string", ".status.phase"),
+        col("Rate", "number", ".spec.generator.ratePerSecond", description="events/s per generator pod"),
+        col("Topics", "string", ".status.topics", description="ready KafkaTopics"),
+        col("Generator", "string", ".status.generator", description="available/desired generator pods"),
+        col("Processor", "string", ".status.processor", description="SparkApplication state"),
+        col("Age", "date", ".metadata.creationTimestamp"),
+        col("Cluster", "string", ".spec.kafka.cluster", 1),
+        col("Replicas", "integer", ".spec.generator.replicas", 1),
+        col("Suspended", "boolean", ".spec.suspend", 1),
+        col("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 1),
+        col("Message", "string", ".status.message", 1),
+    ]
+
+
+def crd_manifest() -> dict[str, Any]:
+    """The CustomResourceDefinition as a dict (apiextensions.k8s.io/v1)."""
+    root = {
+        "type": "object",
+        "description": "A real-time ELT pipeline: Kafka topics, a data generator and a Spark "
+        "Structured Streaming job writing Parquet.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+        "x-kubernetes-validations": [
+            _rule(
+                f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+                f"metadata.name must be at most {MAX_NAME_LENGTH} characters "
+                "(child resource names append suffixes)",
+            ),
+            _rule(
+                "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+                "metadata.name must be a DNS-1123 label (lower-case letters, digits and '-', no dots)",
+            ),
+        ],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {
+                "app.kubernetes.io/name": "streampipeline",
+                "app.kubernetes.io/part-of": "streampipeline",
+            },
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "shortNames": ["sp"],
+                "categories": ["streampipeline"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": root},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": _printer_columns(),
+                }
+            ],
+        },
+    }
+
+
+HEADER = "# Generated by `streampipeline crd` from operator/streampipeline/crd.py -- do not edit.\n"
+
+
+def crd_yaml() -> str:
+    return HEADER + yaml.safe_dump(crd_manifest(), sort_keys=False, allow_unicode=True, width=100)
