@@ -428,22 +428,23 @@ class ProgressDisplay:
 def format_summary(s: Summary) -> str:
     """The end-of-run table a person reads."""
     p = s.produced
+    py = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
     lines = [
         "",
         f"Run summary — pipeline {s.pipeline} ({s.seconds:.0f}s, "
         f"{'complete' if s.complete else 'INCOMPLETE'})",
         "  produced (acknowledged by Kafka)",
-        f"    customers              {p['customers']:>10,}",
-        f"    customer updates       {p['customer_updates']:>10,}",
-        f"    valid transactions     {p['transactions']:>10,}",
+        f"    {'customers':<38}{p['customers']:>10,}",
+        f"    {'customer updates':<38}{p['customer_updates']:>10,}",
+        f"    {'valid transactions':<38}{p['transactions']:>10,}",
     ]
     for kind, n in sorted(p["invalid"].items()):
         if n:
-            lines.append(f"    invalid: {kind:<24}{n:>7,}")
+            lines.append(f"    {'invalid: ' + kind:<38}{n:>10,}")
     lines += [
         "  consumed by the Spark job",
-        f"    customers topic        {s.consumed['customers_topic']:>10,}",
-        f"    transactions topic     {s.consumed['transactions_topic']:>10,}",
+        f"    {'customers topic':<38}{s.consumed['customers_topic']:>10,}",
+        f"    {'transactions topic':<38}{s.consumed['transactions_topic']:>10,}",
         "  rows in Parquet",
     ]
     for name, n in s.rows.items():
@@ -455,7 +456,7 @@ def format_summary(s: Summary) -> str:
     lines += [
         "",
         f"Parquet is under {s.output}/ (transactions/ is partitioned by year/month). Read it with e.g.:",
-        f"  python -c \"import pandas as pd; print(pd.read_parquet('{s.output}/transactions').head())\"",
-        f"  python -c \"import pandas as pd; print(pd.read_parquet('{s.output}/aggregates/by_category'))\"",
+        f"  {py} -c \"import pandas as pd; print(pd.read_parquet('{s.output}/transactions').head())\"",
+        f"  {py} -c \"import pandas as pd; print(pd.read_parquet('{s.output}/aggregates/by_category'))\"",
     ]
     return "\n".join(lines)
