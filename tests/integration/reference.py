@@ -137,7 +137,7 @@ def compute(
     customers: list[Raw], transactions: list[Raw], bands: tuple[int, ...] = C.DEFAULT_AGE_BANDS
 ) -> Expected:
     exp = Expected()
-    versions: dict[str, list[tuple[int, dict]]] = {}
+    versions: dict[str, list[tuple[int, int, int, dict]]] = {}
     for r in customers:
         d = _obj(r.value)
         reason = None
@@ -155,9 +155,9 @@ def compute(
             exp.reasons[(r.topic, r.partition, r.offset)] = reason
             continue
         exp.customers += 1
-        versions.setdefault(str(d["customer_id"]), []).append((r.ts_ms, d))
+        versions.setdefault(str(d["customer_id"]), []).append((r.ts_ms, r.partition, r.offset, d))
     for v in versions.values():
-        v.sort(key=lambda x: x[0])
+        v.sort(key=lambda x: x[:3])  # as of arrival: timestamp, then partition/offset
 
     seen: set[str] = set()
     rows = []
@@ -192,8 +192,8 @@ def compute(
         if not vs:
             exp.reasons[loc] = C.REASON_UNKNOWN_CUSTOMER
             continue
-        i = bisect_right([t for t, _ in vs], r.ts_ms)
-        cust = vs[i - 1][1] if i else vs[0][1]
+        i = bisect_right([v[0] for v in vs], r.ts_ms)
+        cust = vs[i - 1][3] if i else vs[0][3]
         age = _age(date.fromisoformat(cust["birth_date"]), ev)
         rows.append(
             {

@@ -120,8 +120,12 @@ def test_duplicates_first_arrival_wins_and_broken_records_do_not_use_ids(spark):
 
 
 def versions(spark, rows):
+    """Customer versions; the offset (arrival order) defaults to the row's position."""
+    rows = [r if len(r) == 7 else (*r, 0, i) for i, r in enumerate(rows)]
     return spark.createDataFrame(
-        rows, "customer_id string, state string, city string, birth_date date, kafka_timestamp timestamp"
+        rows,
+        "customer_id string, state string, city string, birth_date date, kafka_timestamp timestamp, "
+        "kafka_partition int, kafka_offset long",
     )
 
 
@@ -141,6 +145,20 @@ def test_enrich_uses_the_customer_version_as_of_the_transaction(spark):
     assert out["T2"]["c_state"] == "RJ", "falls back to the earliest version"
     assert out["T3"]["reason"] == C.REASON_UNKNOWN_CUSTOMER
     assert out["T3"]["detail"] == "no valid customer with id C9"
+
+
+def test_enrich_breaks_timestamp_ties_by_arrival(spark):
+    """Two versions sent in the same millisecond: the later offset is the current one."""
+    same = datetime(2026, 11, 26, 9)
+    hist = versions(
+        spark,
+        [
+            ("C1", "PR", "Curitiba", date(1990, 5, 1), same, 0, 8),
+            ("C1", "PA", "Belem", date(1990, 5, 1), same, 0, 9),  # alphabetically first, but last to arrive
+        ],
+    )
+    df = X.mark_duplicates(X.validate_transactions(raw(spark, "transactions", [txn()])), None)
+    assert X.enrich(df, hist, C.DEFAULT_AGE_BANDS).collect()[0]["c_state"] == "PA"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -30,7 +32,15 @@ from .state import CachedState, DeltaTable, Publisher, Snapshots, atomic_write_t
 log = logging.getLogger("spjobs.processor")
 
 AMOUNT_ARROW = pa.decimal128(18, 2)
-_VERSION_COLUMNS = ("customer_id", "state", "city", "birth_date", "kafka_timestamp")
+_VERSION_COLUMNS = (
+    "customer_id",
+    "state",
+    "city",
+    "birth_date",
+    "kafka_timestamp",
+    "kafka_partition",
+    "kafka_offset",
+)
 
 
 @dataclass
@@ -120,6 +130,8 @@ class BatchProcessor:
             versions = old.unionByName(versions)
 
         txn = X.validate_transactions(raw.where(F.col("topic") == self.cfg.transactions_topic))
+        # Validated once: the de-duplication reads it twice (its ids are broadcast).
+        checked = txn = txn.persist(StorageLevel.MEMORY_AND_DISK)
         txn = X.mark_duplicates(txn, self.txids_cache.before(spark, batch_id))
         # Every id that passes the record checks is used up, even if its customer is unknown.
         txn = txn.withColumn("_id_taken", F.col("reason").isNull())
@@ -129,6 +141,7 @@ class BatchProcessor:
             self._write(batch_id, cust, new_versions, txn, counters, phases)
         finally:
             txn.unpersist()
+            checked.unpersist()
             cust.unpersist()
 
     def _outcome(self, cust: DataFrame, txn: DataFrame, late: Column) -> list[Row]:
@@ -179,36 +192,38 @@ class BatchProcessor:
             if r["t"] == "transaction" and r["reason"] == C.REASON_UNKNOWN_CUSTOMER
         )
 
-        datasets = []
+        # The writes and the aggregate deltas are independent Spark jobs over the cached batch:
+        # run them side by side, so a small batch pays the fixed cost of one job, not five.
         transactions = X.transaction_rows(txn, late_before)
+        tasks: dict[str, Callable[[], object]] = {}
         if n_txn:
-            transactions.write.partitionBy("year", "month").parquet(
+            tasks[C.OUT_TRANSACTIONS] = lambda: transactions.write.partitionBy("year", "month").parquet(
                 str(self.publisher.stage_dir(batch_id, C.OUT_TRANSACTIONS))
             )
-            datasets.append(C.OUT_TRANSACTIONS)
-            phases.mark("write_transactions")
         if n_taken:
-            txn.where(F.col("_id_taken")).select("transaction_id").write.parquet(
-                str(self.txids_state.delta_path(batch_id))
+            # Every id that passed the record checks is used up, even if its customer is unknown.
+            tasks["_ids"] = (
+                lambda: txn.where(F.col("_id_taken"))
+                .select("transaction_id")
+                .write.parquet(str(self.txids_state.delta_path(batch_id)))
             )
-            phases.mark("write_state")
         if n_cust:
-            staged = self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS)
-            new_versions.write.parquet(str(staged))
-            # The state delta is the same rows: copy the files instead of a second Spark job.
-            shutil.copytree(staged, self.customers_state.delta_path(batch_id))
-            datasets.append(C.OUT_CUSTOMERS)
-            phases.mark("write_customers")
+            tasks[C.OUT_CUSTOMERS] = lambda: self._write_customers(batch_id, new_versions)
         if n_quar:
             quarantine = X.quarantine_rows(cust, "customer", batch_id).unionByName(
                 X.quarantine_rows(txn, "transaction", batch_id)
             )
-            quarantine.coalesce(1).write.parquet(str(self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE)))
-            datasets.append(C.OUT_QUARANTINE)
-            phases.mark("write_quarantine")
+            tasks[C.OUT_QUARANTINE] = lambda: quarantine.coalesce(1).write.parquet(
+                str(self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE))
+            )
+        tasks["_aggregates"] = lambda: self._aggregates(batch_id, transactions if n_txn else None)
+        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="sp-batch") as pool:
+            futures = {name: pool.submit(fn) for name, fn in tasks.items()}
+            results = {name: f.result() for name, f in futures.items()}
+        datasets = [d for d in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE) if d in tasks]
+        aggregates: dict[str, pa.Table] = results["_aggregates"]  # type: ignore[assignment]
+        phases.mark("write")
 
-        aggregates = self._aggregates(batch_id, transactions if n_txn else None)
-        phases.mark("aggregates")
         for r in outcome:
             if r["t"] == "transaction" and r["reason"] is None and r["max_ev"] is not None:
                 ev_ms = int(r["max_ev"].replace(tzinfo=timezone.utc).timestamp() * 1000)
@@ -230,6 +245,12 @@ class BatchProcessor:
             target = self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet"
             replace_file(snap / name, target)
         phases.mark("publish")
+
+    def _write_customers(self, batch_id: int, new_versions: DataFrame) -> None:
+        staged = self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS)
+        new_versions.write.parquet(str(staged))
+        # The state delta is the same rows: copy the files instead of a second Spark job.
+        shutil.copytree(staged, self.customers_state.delta_path(batch_id))
 
     def _count_input(self, outcome: list[Row], counters: Counters) -> None:
         counters.batches += 1

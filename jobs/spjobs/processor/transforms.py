@@ -240,7 +240,7 @@ def mark_duplicates(candidates: DataFrame, seen_ids: DataFrame | None) -> DataFr
     if seen_ids is not None:
         # Scan the (large) id state once against this batch's ids, broadcast; the hits
         # are few, so flagging them is a broadcast join too: no shuffle of the state.
-        batch_ids = F.broadcast(df.where("_ok").select("transaction_id"))
+        batch_ids = F.broadcast(candidates.where(ok).select("transaction_id"))
         hits = seen_ids.select("transaction_id").join(batch_ids, "transaction_id", "left_semi")
         df = df.join(F.broadcast(hits.withColumn("_seen", F.lit(True))), "transaction_id", "left")
     seen = F.col("_seen").isNotNull() if seen_ids is not None else F.lit(False)
@@ -274,8 +274,12 @@ def age_at(birth: Column, when: Column) -> Column:
 
 def customer_history(versions: DataFrame) -> DataFrame:
     """One row per customer with all its versions, oldest first (a small, broadcastable table)."""
+    # Arrival order breaks ties: a customer re-sent twice in the same millisecond is the
+    # same partition (same key), so the offset says which version came last.
     v = F.struct(
         F.col("kafka_timestamp").alias("ts"),
+        F.col("kafka_partition").alias("partition"),
+        F.col("kafka_offset").alias("offset"),
         F.col("state").alias("state"),
         F.col("city").alias("city"),
         F.col("birth_date").alias("birth_date"),
