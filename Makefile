@@ -52,6 +52,7 @@ test-unit: venv ## fast tests only (no broker, no Spark streaming)
 .PHONY: bench
 bench: jars ## measure generator, Spark job and freshness against baselines; writes out/bench.json
 	$(PY) -m streampipeline.bench --output out/bench.json
+	$(PY) -m streampipeline.bench_operator --output out/bench-operator.json
 
 .PHONY: lint
 lint: venv ## ruff check + format check

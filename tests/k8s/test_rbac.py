@@ -1,4 +1,5 @@
-"""k8s/rbac/: the operator's ServiceAccount may do what the controller does, and no more."""
+"""k8s/rbac/: the operator's ServiceAccount may do what the controller does, and no more;
+the Spark driver's may manage its executors in the pipelines' namespace, and no more."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ DENIED = [
 
 
 def test_operator_rbac(cp):
-    cp.kubectl("create", "namespace", "streampipeline-system")
+    cp.kubectl("apply", "-f", str(ROOT / "k8s" / "operator" / "namespace.yaml"))
     # Namespace mode first: a Role in the watched namespace only.
     cp.kubectl("apply", "-f", str(ROOT / "k8s" / "rbac" / "operator-namespaced.yaml"))
     assert _can(cp, "create", "deployments.apps")
@@ -68,3 +69,29 @@ def test_operator_rbac(cp):
         assert not _can(cp, verb, resource), (verb, resource)
     assert not _can(cp, "create", "customresourcedefinitions.apiextensions.k8s.io", ns=None)
     assert not _can(cp, "delete", "namespaces", ns=None)
+
+
+SPARK_SA = f"system:serviceaccount:{WATCHED}:streampipeline-spark"
+
+
+def test_spark_driver_rbac(cp):
+    cp.kubectl("apply", "-f", str(ROOT / "k8s" / "rbac" / "spark.yaml"))
+
+    def can(verb: str, resource: str, ns: str = WATCHED) -> bool:
+        proc = cp.kubectl("auth", "can-i", verb, resource, f"--as={SPARK_SA}", "-n", ns, check=False)
+        assert proc.stdout.strip() in ("yes", "no"), proc.stderr
+        return proc.stdout.strip() == "yes"
+
+    # What spark-submit's driver does with its executors, their Service, conf map and PVCs.
+    for resource in ("pods", "services", "configmaps", "persistentvolumeclaims"):
+        for verb in ("create", "watch", "deletecollection"):
+            assert can(verb, resource), (verb, resource)
+        assert not can("create", resource, ns="default"), ("other namespace", resource)
+    for verb, resource in [
+        ("get", "secrets"),
+        ("create", "deployments.apps"),
+        ("create", "sparkapplications.sparkoperator.k8s.io"),
+        ("get", "streampipelines.streampipeline.io"),
+        ("create", "rolebindings.rbac.authorization.k8s.io"),
+    ]:
+        assert not can(verb, resource), (verb, resource)

@@ -1,4 +1,5 @@
-"""crd.py / rbac.py: the generated files in k8s/ never drift from the code."""
+"""crd.py / rbac.py: the generated files in k8s/ never drift from the code; the operator's
+Deployment manifest (k8s/operator/) agrees with the code it runs."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streampipeline import crd, rbac
-from streampipeline.spec import openapi_schema
+from streampipeline import __version__, crd, rbac, render
+from streampipeline.cli import build_parser
+from streampipeline.settings import ENV, Settings
+from streampipeline.spec import load_manifest, openapi_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "k8s" / "crd" / "streampipelines.streampipeline.io.yaml"
 RBAC_FILE = ROOT / "k8s" / "rbac" / "operator.yaml"
 RBAC_NS_FILE = ROOT / "k8s" / "rbac" / "operator-namespaced.yaml"
+SPARK_RBAC_FILE = ROOT / "k8s" / "rbac" / "spark.yaml"
+OPERATOR_DIR = ROOT / "k8s" / "operator"
 REGEN = (
     "regenerate: streampipeline crd > k8s/crd/streampipelines.streampipeline.io.yaml; "
     "streampipeline crd --rbac > k8s/rbac/operator.yaml; "
-    "streampipeline crd --rbac --watch-namespace streampipeline > k8s/rbac/operator-namespaced.yaml"
+    "streampipeline crd --rbac --watch-namespace streampipeline > k8s/rbac/operator-namespaced.yaml; "
+    "python -m streampipeline.rbac --spark > k8s/rbac/spark.yaml"
 )
 
 
@@ -166,3 +172,93 @@ def test_rbac_least_privilege():
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "streampipeline-operator", "namespace": "streampipeline-system"}
     ]
+
+
+def test_spark_rbac_file_is_generated():
+    assert SPARK_RBAC_FILE.read_text() == rbac.spark_rbac_yaml(), REGEN
+    assert list(yaml.safe_load_all(SPARK_RBAC_FILE.read_text())) == rbac.spark_rbac(), REGEN
+    out = subprocess.run(
+        [sys.executable, "-m", "streampipeline.rbac", "--spark"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == rbac.spark_rbac_yaml()
+
+
+def test_spark_rbac_is_what_the_driver_needs():
+    sa, role, binding = rbac.spark_rbac("team-a")
+    # The ServiceAccount every rendered SparkApplication's driver runs as, in the pipelines' namespace.
+    app = render.spark_application(load_manifest(ROOT / "k8s" / "examples" / "pipeline.yaml"), Settings())
+    assert sa["metadata"]["name"] == app["spec"]["driver"]["serviceAccount"] == "streampipeline-spark"
+    assert app["metadata"]["namespace"] == rbac.SPARK_NAMESPACE
+    assert {o["metadata"]["namespace"] for o in (sa, role, binding)} == {"team-a"}
+    assert role["kind"] == "Role"  # namespaced only, never a ClusterRole
+    (rule,) = role["rules"]
+    assert rule["apiGroups"] == [""]
+    assert set(rule["resources"]) == {"pods", "services", "configmaps", "persistentvolumeclaims"}
+    assert {"create", "get", "list", "watch", "delete", "deletecollection"} <= set(rule["verbs"])
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": sa["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "streampipeline-spark", "namespace": "team-a"}
+    ]
+
+
+@pytest.fixture(scope="module")
+def operator_objects():
+    docs = [d for f in sorted(OPERATOR_DIR.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    return {d["kind"]: d for d in docs}
+
+
+def test_operator_manifests(operator_objects):
+    assert set(operator_objects) == {"Namespace", "Deployment"}
+    ns = operator_objects["Namespace"]["metadata"]["name"]
+    dep = operator_objects["Deployment"]
+    assert ns == dep["metadata"]["namespace"] == rbac.OPERATOR_NAMESPACE
+    pod = dep["spec"]["template"]["spec"]
+    # The ServiceAccount k8s/rbac/ binds.
+    assert pod["serviceAccountName"] == rbac.OPERATOR_NAME
+    sa = next(o for o in rbac.cluster_rbac() if o["kind"] == "ServiceAccount")["metadata"]
+    assert (sa["name"], sa["namespace"]) == (rbac.OPERATOR_NAME, ns)
+    # Standalone kopf: never two operators at once.
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert (
+        dep["spec"]["selector"]["matchLabels"].items()
+        <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_operator_container(operator_objects):
+    pod = operator_objects["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == f"ghcr.io/streampipeline/operator:{__version__}"
+    assert c["command"] == [
+        "streampipeline", "operator", "--all-namespaces",
+        "--liveness", "http://0.0.0.0:8081/healthz", "--metrics-port", "8080",
+    ]  # fmt: skip
+    args = build_parser().parse_args(c["command"][1:])  # flags the CLI really has
+    assert args.all_namespaces and args.metrics_port == 8080 and args.liveness.endswith(":8081/healthz")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"metrics": 8080, "healthz": 8081}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}, probe
+    assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    # Restricted pod security: non-root, read-only root filesystem (with a writable /tmp), no caps.
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] and sc["runAsUser"] == 10001 and sc["readOnlyRootFilesystem"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert [m["mountPath"] for m in c["volumeMounts"]] == ["/tmp"]
+
+
+def test_operator_env_is_settings_defaults(operator_objects):
+    """Every image/installation setting is spelled out, with settings.py's defaults (the
+    namespaces setting is left out: the command says --all-namespaces)."""
+    (c,) = operator_objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in c["env"] if e["name"].startswith("STREAMPIPELINE_")}
+    expected = {var: getattr(Settings(), field) for field, var in ENV.items() if field != "namespaces"}
+    assert env == expected
+    assert Settings.from_env(env) == Settings()
