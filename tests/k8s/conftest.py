@@ -83,18 +83,16 @@ class Operator:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
-@pytest.fixture(scope="session")
-def operator(cp: ControlPlane, tmp_path_factory) -> Iterator[Operator]:
-    """``streampipeline operator`` as a subprocess, watching the example's namespace."""
+def launch_operator(cp: ControlPlane, namespace: str, log: Path) -> Operator:
+    """Start ``streampipeline operator`` watching ``namespace``; return once it is healthy."""
     metrics_port, liveness_port = _free_port(), _free_port()
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
     env = {
         **os.environ,
         "KUBECONFIG": str(cp.kubeconfig),
         "PYTHONUNBUFFERED": "1",
         "STREAMPIPELINE_RESYNC_SECONDS": "3",  # drift correction within the tests' patience
     }
-    with log.open("w") as out:
+    with log.open("a") as out:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -102,7 +100,7 @@ def operator(cp: ControlPlane, tmp_path_factory) -> Iterator[Operator]:
                 "streampipeline.cli",
                 "operator",
                 "--namespace",
-                NAMESPACE,
+                namespace,
                 "--metrics-port",
                 str(metrics_port),
                 "--liveness",
@@ -114,25 +112,37 @@ def operator(cp: ControlPlane, tmp_path_factory) -> Iterator[Operator]:
             cwd=ROOT,
         )
     op = Operator(proc, metrics_port, liveness_port, log)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"operator exited {proc.returncode}:\n{op.log_tail()}")
+        try:
+            op.healthz()
+            return op
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_operator(op)
+                raise AssertionError(f"operator not healthy after 60s:\n{op.log_tail()}") from None
+            time.sleep(0.3)
+
+
+def stop_operator(op: Operator) -> None:
+    op.proc.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"operator exited {proc.returncode}:\n{op.log_tail()}"
-            try:
-                op.healthz()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"operator not healthy after 60s:\n{op.log_tail()}") from None
-                time.sleep(0.3)
+        op.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        op.proc.kill()
+        op.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def operator(cp: ControlPlane, tmp_path_factory) -> Iterator[Operator]:
+    """``streampipeline operator`` as a subprocess, watching the example's namespace."""
+    op = launch_operator(cp, NAMESPACE, tmp_path_factory.mktemp("operator") / "operator.log")
+    try:
         yield op
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_operator(op)
 
 
 @pytest.fixture(scope="session")
