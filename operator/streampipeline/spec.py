@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Final
 
 import yaml
 
-from streampipeline.durations import DURATION_PATTERN, EXAMPLES, parse_duration
+from spjobs.durations import DURATION_PATTERN, EXAMPLES, parse_duration
 
 __all__ = [
     "API_VERSION",

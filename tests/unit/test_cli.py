@@ -42,3 +42,14 @@ def test_connector_matches_pyspark():
 def test_jar_artifact_names():
     assert _artifact("commons-pool2-2.12.1.jar") == "commons-pool2"
     assert _artifact("spark-sql-kafka-0-10_2.13-4.1.1.jar") == "spark-sql-kafka-0-10_2.13"
+
+
+def test_one_duration_grammar_for_spec_generator_and_job():
+    from spjobs.generator.config import GeneratorConfig
+    from spjobs.processor.config import ProcessorConfig
+
+    gen = GeneratorConfig.from_job_config(
+        {"kafka": {"bootstrapServers": "k:9092"}, "generator": {"maxLateness": "1m30s"}}
+    )
+    job = ProcessorConfig.from_job_config({"processing": {"trigger": "1m30s", "watermark": "250ms"}})
+    assert (gen.max_lateness_seconds, job.trigger_seconds, job.watermark_seconds) == (90.0, 90.0, 0.25)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from spjobs.durations import DURATION_PATTERN, is_duration, parse_duration
 from streampipeline import spec as sp
-from streampipeline.durations import DURATION_PATTERN, is_duration, parse_duration
 from streampipeline.spec import (
     API_VERSION,
     KIND,

@@ -6,31 +6,13 @@ One frozen dataclass so that a worker process receives exactly what its parent s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+from ..durations import to_seconds
 
-
-def parse_duration(value: str | float | int) -> float:
-    """Seconds in ``"250ms"``, ``"5s"``, ``"1m"``, ``"2h"`` or a bare number (seconds).
-
-    The operator's CRD speaks in duration strings, the code in float seconds.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"not a duration: {value!r} (expected e.g. '250ms', '5s', '1m', '2h')")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds < 0:
-        raise ValueError(f"negative duration: {value!r}")
-    return seconds
+# Go-style durations ("5s", "1m30s") or plain seconds, as everywhere in StreamPipeline.
+parse_duration = to_seconds
 
 
 @dataclass(frozen=True)

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..contract import CHECKPOINTS_DIR, DEFAULT_AGE_BANDS
+from ..durations import to_seconds
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Go-style duration ("1m30s", "250ms") to seconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise ValueError(f"not a duration: {text!r} (use e.g. '500ms', '5s', '1m30s')")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+parse_duration = to_seconds  # Go-style durations ("5s", "1m30s") or plain seconds
 
 
 @dataclass(frozen=True)

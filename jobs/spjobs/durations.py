@@ -1,6 +1,8 @@
 """Go-style duration strings ("250ms", "5s", "1m30s", "2h").
 
-Stdlib only and free of package imports, so the data-plane jobs may vendor a copy.
+The one parser for durations: the spec model (and so the CRD pattern), the generator
+and the Spark job all use it, so "1m30s" means the same everywhere.  Stdlib only: it
+lives with the jobs, which run in images without the operator package.
 The grammar is Go's ``time.ParseDuration`` without signs: one or more
 ``<number><unit>`` parts, where the number may have a fraction (``1.5h``, ``.5s``)
 and the unit is one of ``ns``, ``us`` (or ``µs``), ``ms``, ``s``, ``m``, ``h``.
@@ -60,3 +62,14 @@ def parse_duration(text: str) -> float:
     if text == "0":
         return 0.0
     return float(sum(Decimal(number) * _UNIT_SECONDS[unit] for number, unit in _PART_RE.findall(text)))
+
+
+def to_seconds(value: str | float | int) -> float:
+    """A duration string, or a plain number of seconds (for command-line flags)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"negative duration: {value!r}")
+        return float(value)
+    return parse_duration(value)
