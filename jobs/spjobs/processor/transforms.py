@@ -51,10 +51,6 @@ def _json_schema(fields: Sequence[str]) -> T.StructType:
     )
 
 
-CUSTOMER_JSON = _json_schema(C.CUSTOMER_FIELDS)
-TRANSACTION_JSON = _json_schema(C.TRANSACTION_FIELDS)
-
-
 def _project(df: DataFrame, new: dict[str, Column], drop: Sequence[str] = ()) -> DataFrame:
     """Replace/add columns and drop others in ONE projection.
 
@@ -107,31 +103,43 @@ def _classify(checks: list[tuple[Column, str, Column]]) -> tuple[Column, Column]
     return reason, detail
 
 
+def _validate(
+    raw: DataFrame,
+    fields: Sequence[str],
+    required: Sequence[str],
+    typed: dict[str, Column],
+    checks: list[tuple[Column, str, Column]],
+) -> DataFrame:
+    """Parse, add ``typed`` columns, and set ``reason``/``detail`` from the first failing check.
+
+    Every record type is first checked for being a JSON object and for its required
+    fields; ``checks`` are the record type's own rules, in order.
+    """
+    df = _project(_parse(raw, _json_schema(fields)), {"_missing": _first_missing(required), **typed})
+    common = [
+        (_not_an_object(fields), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
+        (
+            F.col("_missing").isNotNull(),
+            C.REASON_MISSING_FIELD,
+            F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'")),
+        ),
+    ]
+    reason, detail = _classify(common + checks)
+    return _project(df, {"reason": reason, "detail": detail}, drop=("_missing",))
+
+
 def validate_customers(raw: DataFrame) -> DataFrame:
     """Parse customer records; adds ``reason``/``detail`` (null when valid) and typed columns."""
-    df = _parse(raw, CUSTOMER_JSON)
-    missing = _first_missing(C.CUSTOMER_REQUIRED)
-    df = _project(
-        df,
+    return _validate(
+        raw,
+        C.CUSTOMER_FIELDS,
+        C.CUSTOMER_REQUIRED,
         {
-            "_missing": missing,
             "birth_date_d": _date(F.col("birth_date")),
             "signup_time_ts": _ts(F.col("signup_time")),
             "updated_at_ts": _ts(F.col("updated_at")),
         },
-    )
-    reason, detail = _classify(
         [
-            (
-                _not_an_object(C.CUSTOMER_FIELDS),
-                C.REASON_MALFORMED_JSON,
-                F.lit("payload is not a JSON object"),
-            ),
-            (
-                F.col("_missing").isNotNull(),
-                C.REASON_MISSING_FIELD,
-                F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'")),
-            ),
             (
                 F.col("birth_date_d").isNull(),
                 C.REASON_MALFORMED_DATE,
@@ -147,9 +155,8 @@ def validate_customers(raw: DataFrame) -> DataFrame:
                 C.REASON_MALFORMED_DATE,
                 F.concat(F.lit("updated_at is not an ISO-8601 timestamp: "), F.col("updated_at")),
             ),
-        ]
+        ],
     )
-    return _project(df, {"reason": reason, "detail": detail}, drop=("_missing",))
 
 
 def customer_versions(validated: DataFrame) -> DataFrame:
@@ -171,28 +178,16 @@ def customer_versions(validated: DataFrame) -> DataFrame:
 
 def validate_transactions(raw: DataFrame) -> DataFrame:
     """Stateless checks of transaction records; adds ``reason``/``detail`` and typed columns."""
-    df = _parse(raw, TRANSACTION_JSON)
     amount = F.trim(F.col("amount"))
-    df = _project(
-        df,
+    return _validate(
+        raw,
+        C.TRANSACTION_FIELDS,
+        C.TRANSACTION_REQUIRED,
         {
-            "_missing": _first_missing(C.TRANSACTION_REQUIRED),
             "event_time_ts": _ts(F.col("event_time")),
             "amount_d": F.when(amount.rlike(_AMOUNT_RE), amount.try_cast(AMOUNT_TYPE)),
         },
-    )
-    reason, detail = _classify(
         [
-            (
-                _not_an_object(C.TRANSACTION_FIELDS),
-                C.REASON_MALFORMED_JSON,
-                F.lit("payload is not a JSON object"),
-            ),
-            (
-                F.col("_missing").isNotNull(),
-                C.REASON_MISSING_FIELD,
-                F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'")),
-            ),
             (
                 F.col("event_time_ts").isNull(),
                 C.REASON_MALFORMED_DATE,
@@ -218,9 +213,8 @@ def validate_transactions(raw: DataFrame) -> DataFrame:
                 C.REASON_UNKNOWN_PAYMENT_METHOD,
                 F.concat(F.lit("unknown payment_method: "), F.col("payment_method")),
             ),
-        ]
+        ],
     )
-    return _project(df, {"reason": reason, "detail": detail}, drop=("_missing",))
 
 
 _ARRIVAL = ("kafka_timestamp", "partition", "offset")
