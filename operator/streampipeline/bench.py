@@ -300,12 +300,16 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = Path(args.output)
+    report(result, format_table(result), Path(args.output))
+    return 0
+
+
+def report(result: dict[str, Any], table: str, out: Path) -> None:
+    """Print the table and write the figures as JSON (shared by the benchmarks)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(format_table(result))
+    print(table)
     print(f"\nwritten to {out}")
-    return 0
 
 
 def format_table(r: dict[str, Any]) -> str:

@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 
 from . import __version__
+from .bench import report
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
@@ -576,11 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the control plane and the operator are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(format_table(result))
-    print(f"\nwritten to {out}")
+    report(result, format_table(result), Path(args.output))
     return 0
 
 
