@@ -127,8 +127,7 @@ class EmbeddedKafka:
                 self._java(
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",  # an id may start with "-": never a separate arg
                     "-c",
                     str(config),
                     "--ignore-formatted",
