@@ -71,3 +71,14 @@ def test_replace_file_is_atomic_rename(tmp_path):
     dst.write_text("old")
     replace_file(src, dst)
     assert dst.read_text() == "new" and not list(dst.parent.glob(".*.tmp"))
+
+
+def test_delta_table_write_read_and_compact(tmp_path):
+    t = DeltaTable(tmp_path / "ids")
+    for b in range(4):
+        t.write(b, pa.table({"transaction_id": [f"T{b}a", f"T{b}b"]}))
+    assert sum(x.num_rows for x in t.read_before(3)) == 6
+    t.compact(2)
+    assert [p.rsplit("/", 1)[1] for p in t.paths_before(4)] == ["base-0000000002", "delta-0000000003"]
+    ids = sorted(i for x in t.read_before(4) for i in x["transaction_id"].to_pylist())
+    assert ids == sorted(f"T{b}{s}" for b in range(4) for s in "ab")

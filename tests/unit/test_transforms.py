@@ -1,4 +1,4 @@
-"""Each transform of the Spark job on a handful of rows, in a real local Spark session."""
+"""The Spark half of a batch (parse, validate, type) on a handful of rows, in a real local Spark session."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 from datetime import date, datetime
 
 import pytest
-from pyspark.sql import functions as F
 
 from spjobs import contract as C
+from spjobs.processor import stateful as S
 from spjobs.processor import transforms as X
 
 RAW_SCHEMA = "topic string, partition int, offset long, kafka_timestamp timestamp, key string, value string"
@@ -105,122 +105,26 @@ def test_validate_customers(spark, value, reason):
     assert reasons(X.validate_customers(raw(spark, "customers", [value]))) == [reason]
 
 
-def test_duplicates_first_arrival_wins_and_broken_records_do_not_use_ids(spark):
-    values = [txn("T1", amount="0.00"), txn("T1"), txn("T1"), txn("T2"), txn("T3")]
-    checked = X.validate_transactions(raw(spark, "transactions", values))
-    seen = spark.createDataFrame([("T3",)], "transaction_id string")
-    out = X.mark_duplicates(checked, seen)
-    assert reasons(out) == [
-        C.REASON_NON_POSITIVE_AMOUNT,
-        None,
-        C.REASON_DUPLICATE_TRANSACTION_ID,
-        None,
-        C.REASON_DUPLICATE_TRANSACTION_ID,
+def test_checked_batch_judges_each_record_by_its_topic_and_hands_over_the_agreed_schema(spark):
+    rows = [
+        ("customers", 0, 0, T0, "C1", cust()),
+        ("transactions", 0, 0, T0, "C1", txn(amount="1234.5")),
+        ("transactions", 0, 1, T0, "C1", cust()),  # a customer on the transactions topic
+        ("customers", 0, 1, T0, "C2", txn()),  # and a transaction on the customers topic
+        ("elsewhere", 0, 0, T0, None, txn()),
     ]
-
-
-def versions(spark, rows):
-    """Customer versions; the offset (arrival order) defaults to the row's position."""
-    rows = [r if len(r) == 7 else (*r, 0, i) for i, r in enumerate(rows)]
-    return spark.createDataFrame(
-        rows,
-        "customer_id string, state string, city string, birth_date date, kafka_timestamp timestamp, "
-        "kafka_partition int, kafka_offset long",
-    )
-
-
-def test_enrich_uses_the_customer_version_as_of_the_transaction(spark):
-    hist = versions(
-        spark,
-        [
-            ("C1", "PE", "Recife", date(1990, 5, 1), datetime(2026, 11, 26, 9)),
-            ("C1", "SP", "Santos", date(1990, 5, 1), datetime(2026, 11, 26, 11)),  # moved later
-            ("C2", "RJ", "Rio", date(2000, 1, 1), datetime(2026, 11, 26, 12)),  # only a later version
-        ],
-    )
-    rows = [txn("T1", "C1"), txn("T2", "C2"), txn("T3", "C9")]
-    df = X.mark_duplicates(X.validate_transactions(raw(spark, "transactions", rows)), None)
-    out = {r["transaction_id"]: r for r in X.enrich(df, hist, C.DEFAULT_AGE_BANDS).collect()}
-    assert out["T1"]["c_state"] == "PE" and out["T1"]["reason"] is None
-    assert out["T2"]["c_state"] == "RJ", "falls back to the earliest version"
-    assert out["T3"]["reason"] == C.REASON_UNKNOWN_CUSTOMER
-    assert out["T3"]["detail"] == "no valid customer with id C9"
-
-
-def test_enrich_breaks_timestamp_ties_by_arrival(spark):
-    """Two versions sent in the same millisecond: the later offset is the current one."""
-    same = datetime(2026, 11, 26, 9)
-    hist = versions(
-        spark,
-        [
-            ("C1", "PR", "Curitiba", date(1990, 5, 1), same, 0, 8),
-            ("C1", "PA", "Belem", date(1990, 5, 1), same, 0, 9),  # alphabetically first, but last to arrive
-        ],
-    )
-    df = X.mark_duplicates(X.validate_transactions(raw(spark, "transactions", [txn()])), None)
-    assert X.enrich(df, hist, C.DEFAULT_AGE_BANDS).collect()[0]["c_state"] == "PA"
-
-
-@pytest.mark.parametrize(
-    ("birth", "band", "age"),
-    [
-        ("1996-11-27", "young", 29),
-        ("1996-11-26", "adult", 30),
-        ("1966-11-27", "adult", 59),
-        ("1966-11-26", "senior", 60),
-        ("1930-01-01", "senior", 96),
-    ],
-)
-def test_age_bands_at_event_time(spark, birth, band, age):
-    hist = versions(spark, [("C1", "PE", "Recife", date.fromisoformat(birth), datetime(2026, 1, 1))])
-    df = X.mark_duplicates(X.validate_transactions(raw(spark, "transactions", [txn()])), None)
-    row = X.enrich(df, hist, C.DEFAULT_AGE_BANDS).collect()[0]
-    assert (row["age"], row["age_band"]) == (age, band)
-
-
-def test_custom_age_bands_get_range_labels(spark):
-    df = spark.createDataFrame([(17,), (18,), (64,), (65,)], "age int")
-    got = [r[0] for r in df.select(X.age_band(F.col("age"), (18, 65))).collect()]
-    assert got == ["under_18", "18_64", "18_64", "65_plus"]
-
-
-def test_transaction_rows_follow_the_contract(spark):
-    hist = versions(spark, [("C1", "PE", "Olinda", date(1990, 5, 1), datetime(2026, 1, 1))])
-    df = X.mark_duplicates(X.validate_transactions(raw(spark, "transactions", [txn(amount="1234.5")])), None)
-    rows = X.transaction_rows(X.enrich(df, hist, C.DEFAULT_AGE_BANDS))
-    assert dict(rows.dtypes)["amount"] == "decimal(12,2)"
-    r = rows.collect()[0]
-    assert (str(r["amount"]), r["state"], r["customer_city"], r["city"], r["year"], r["month"]) == (
-        "1234.50",
-        "PE",
-        "Olinda",
-        "Recife",
+    out = X.checked_batch(spark.createDataFrame(rows, RAW_SCHEMA), "customers", "transactions").toArrow()
+    assert out.schema == S.CHECKED_SCHEMA
+    got = {(r["topic"], r["offset"]): r for r in out.to_pylist()}
+    assert set(got) == {("customers", 0), ("transactions", 0), ("transactions", 1), ("customers", 1)}
+    c = got[("customers", 0)]
+    assert c["reason"] is None and c["birth_date"] == date(1990, 5, 1) and c["transaction_id"] is None
+    t = got[("transactions", 0)]
+    assert t["reason"] is None and (t["amount_cents"], t["year"], t["month"], t["month_day"]) == (
+        123450,
         2026,
         11,
+        1126,
     )
-
-
-def test_quarantine_rows_keep_the_raw_payload(spark):
-    checked = X.validate_transactions(raw(spark, "transactions", ["{broken"]))
-    q = X.quarantine_rows(checked, "transaction", batch_id=7).collect()[0]
-    assert (q["raw_value"], q["reason"], q["batch_id"], q["record_type"]) == (
-        "{broken",
-        C.REASON_MALFORMED_JSON,
-        7,
-        "transaction",
-    )
-    assert tuple(X.quarantine_rows(checked, "transaction", 7).columns) == X.QUARANTINE_COLUMNS
-
-
-def test_aggregate_deltas_cover_all_four_aggregates_in_cents(spark):
-    hist = versions(spark, [("C1", "PE", "Recife", date(1990, 5, 1), datetime(2026, 1, 1))])
-    vals = [txn("T1", amount="10.01"), txn("T2", amount="0.99", category="fuel")]
-    df = X.mark_duplicates(X.validate_transactions(raw(spark, "transactions", vals)), None)
-    deltas = X.aggregate_deltas(X.transaction_rows(X.enrich(df, hist, C.DEFAULT_AGE_BANDS))).toPandas()
-    assert set(deltas["agg"]) == set(C.AGGREGATES)
-    cat = deltas[deltas["agg"] == "by_category"].set_index("category")
-    assert cat.loc["groceries", "total_cents"] == 1001 and cat.loc["fuel", "total_cents"] == 99
-    period = deltas[deltas["agg"] == "by_period_state_age_band"]
-    assert period[["year", "month", "state", "age_band", "transaction_count"]].values.tolist() == [
-        [2026, 11, "PE", "adult", 2]
-    ]
+    assert got[("transactions", 1)]["detail"] == "missing required field 'transaction_id'"
+    assert got[("customers", 1)]["detail"] == "missing required field 'name'"

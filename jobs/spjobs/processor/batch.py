@@ -2,16 +2,15 @@
 
 Order matters for exactly-once (see :mod:`.state`): undo any earlier attempt of this
 batch id, compute from state < batch id, stage, snapshot, publish, report progress.
+One Spark job per batch (consume, parse, validate, collect as Arrow); the rest is
+driver-side Arrow work whose cost is milliseconds (see :mod:`.stateful` for why).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -19,28 +18,19 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Row
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 
 from .. import contract as C
+from . import stateful as S
 from . import transforms as X
 from .config import ProcessorConfig
-from .state import CachedState, DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file
+from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file
 
 log = logging.getLogger("spjobs.processor")
 
 AMOUNT_ARROW = pa.decimal128(18, 2)
-_VERSION_COLUMNS = (
-    "customer_id",
-    "state",
-    "city",
-    "birth_date",
-    "kafka_timestamp",
-    "kafka_partition",
-    "kafka_offset",
-)
 
 
 @dataclass
@@ -78,7 +68,12 @@ class _Phases:
 
 
 class BatchProcessor:
-    """Callable given to ``DataStreamWriter.foreachBatch``."""
+    """Callable given to ``DataStreamWriter.foreachBatch``.
+
+    Spark consumes, parses and validates the batch and hands it over as Arrow in one job
+    (:func:`.transforms.checked_batch`); the driver settles what needs history
+    (:mod:`.stateful`) and writes every output with pyarrow.
+    """
 
     def __init__(self, cfg: ProcessorConfig) -> None:
         self.cfg = cfg
@@ -89,8 +84,8 @@ class BatchProcessor:
         self.snapshots = Snapshots(work / "state" / "snapshots")
         self.publisher = Publisher(self.sink, work)
         self.progress_file = work / "progress.json"
-        self.txids_cache = CachedState(self.txids_state)
-        self.customers_cache = CachedState(self.customers_state, columns=_VERSION_COLUMNS)
+        self.history = History(self.txids_state, self.customers_state)
+        self.checker: X.BatchChecker | None = None  # built on the first batch (needs the session)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
 
@@ -98,174 +93,113 @@ class BatchProcessor:
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         phases = _Phases()
-        spark = raw.sparkSession
         self.publisher.undo(batch_id)
         self.customers_state.discard(batch_id)
         self.txids_state.discard(batch_id)
         self.snapshots.discard(batch_id)
         if batch_id > 0 and batch_id % self.cfg.compact_every == 0:
-            self.customers_state.compact(spark, batch_id - 1)
-            self.txids_state.compact(spark, batch_id - 1)
+            self.customers_state.compact(batch_id - 1)
+            self.txids_state.compact(batch_id - 1)
+        counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
         phases.mark("recover")
 
-        counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
-        raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            self._process(spark, raw, batch_id, counters, phases)
-        finally:
-            raw.unpersist()
-        self.publisher.forget_before(batch_id)
-        self.txids_cache.advance(spark, batch_id)
-        self.customers_cache.advance(spark, batch_id)
-        phases.mark("state_cache")
+        if self.checker is None:
+            self.checker = X.BatchChecker(self.cfg.customers_topic, self.cfg.transactions_topic)
+        checked = self.checker(raw)
+        phases.mark("plan")
+        batch = S.split(checked.toArrow(), self.cfg.customers_topic, self.cfg.transactions_topic)
+        phases.mark("spark")
+        self._process(batch_id, batch, counters, phases)
         self._report(batch_id, counters, time.monotonic() - started, phases.seconds)
 
-    def _process(self, spark, raw: DataFrame, batch_id: int, counters: Counters, phases: _Phases) -> None:  # type: ignore[no-untyped-def]
-        cust = X.validate_customers(raw.where(F.col("topic") == self.cfg.customers_topic))
-        cust = cust.persist(StorageLevel.MEMORY_AND_DISK)
-        new_versions = X.customer_versions(cust)
-        versions = new_versions.select(*_VERSION_COLUMNS)
-        old = self.customers_cache.before(spark, batch_id)
-        if old is not None:
-            versions = old.unionByName(versions)
-
-        txn = X.validate_transactions(raw.where(F.col("topic") == self.cfg.transactions_topic))
-        # Validated once: the de-duplication reads it twice (its ids are broadcast).
-        checked = txn = txn.persist(StorageLevel.MEMORY_AND_DISK)
-        txn = X.mark_duplicates(txn, self.txids_cache.before(spark, batch_id))
-        # Every id that passes the record checks is used up, even if its customer is unknown.
-        txn = txn.withColumn("_id_taken", F.col("reason").isNull())
-        txn = X.enrich(txn, versions, self.cfg.age_bands).persist(StorageLevel.MEMORY_AND_DISK)
-        phases.mark("plan")
+    def _process(self, batch_id: int, batch: S.Split, counters: Counters, phases: _Phases) -> None:
+        ids, customers = self.history.before(batch_id)
         try:
-            self._write(batch_id, cust, new_versions, txn, counters, phases)
-        finally:
-            txn.unpersist()
-            checked.unpersist()
-            cust.unpersist()
+            new_versions = S.customer_rows(batch.customers)
+            customers.add(new_versions.select(list(S.VERSION_COLUMNS)))
+            late_before_us = None
+            if counters.max_event_time_ms:
+                late_before_us = (counters.max_event_time_ms - int(self.cfg.watermark_seconds * 1000)) * 1000
+            settled = S.settle_transactions(
+                batch.transactions, ids, customers, self.cfg.age_bands, late_before_us
+            )
+            transactions = S.transaction_rows(settled)
+            new_ids = S.taken_ids(settled)
+            quarantine = S.quarantine_rows(batch.customers, settled, batch_id)
+            deltas = S.aggregate_deltas(transactions, S.amount_cents(settled))
+            phases.mark("settle")
 
-    def _outcome(self, cust: DataFrame, txn: DataFrame, late: Column) -> list[Row]:
-        """Everything the driver needs to know about a batch, in one Spark job: per record
-        type, reason and Kafka partition, the count, last offset and timestamps."""
-        cols = ["topic", "partition", "offset", "kafka_timestamp", "reason"]
-        return (
-            cust.select(
-                F.lit("customer").alias("t"),
-                *cols,
-                F.lit(None).cast("timestamp").alias("ev"),
-                F.lit(False).alias("late"),
-            )
-            .unionByName(
-                txn.select(
-                    F.lit("transaction").alias("t"),
-                    *cols,
-                    F.col("event_time_ts").alias("ev"),
-                    (F.col("reason").isNull() & late).alias("late"),
-                )
-            )
-            .groupBy("t", "reason", "topic", "partition")
-            .agg(
-                F.count("*").alias("count"),
-                F.max("offset").alias("max_offset"),
-                F.max("kafka_timestamp").alias("max_ts"),
-                F.max("ev").alias("max_ev"),
-                F.sum(F.col("late").cast("int")).alias("late"),
-            )
-            .collect()
-        )
+            datasets = []
+            if transactions.num_rows:
+                self._stage_partitioned(batch_id, transactions)
+                datasets.append(C.OUT_TRANSACTIONS)
+            if new_versions.num_rows:
+                _write(new_versions, self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS))
+                datasets.append(C.OUT_CUSTOMERS)
+                self.customers_state.write(batch_id, new_versions)
+            if quarantine.num_rows:
+                _write(quarantine, self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE))
+                datasets.append(C.OUT_QUARANTINE)
+            if new_ids.num_rows:
+                self.txids_state.write(batch_id, new_ids)
+            aggregates = self._aggregates(batch_id, deltas)
+            phases.mark("write")
 
-    def _write(self, batch_id, cust, new_versions, txn, counters, phases) -> None:  # type: ignore[no-untyped-def]
-        late_before = None
-        if counters.max_event_time_ms:
-            watermark_ms = counters.max_event_time_ms - int(self.cfg.watermark_seconds * 1000)
-            late_before = datetime.fromtimestamp(watermark_ms / 1000, tz=timezone.utc).replace(tzinfo=None)
-        late = F.col("event_time_ts") < F.lit(late_before) if late_before else F.lit(False)
-        outcome = self._outcome(cust, txn, late)
-        self._count_input(outcome, counters)
-        phases.mark("classify")
-        n_txn = sum(r["count"] for r in outcome if r["t"] == "transaction" and r["reason"] is None)
-        n_cust = sum(r["count"] for r in outcome if r["t"] == "customer" and r["reason"] is None)
-        n_quar = sum(r["count"] for r in outcome if r["reason"] is not None)
-        n_taken = n_txn + sum(
-            r["count"]
-            for r in outcome
-            if r["t"] == "transaction" and r["reason"] == C.REASON_UNKNOWN_CUSTOMER
-        )
+            self._count(batch.customers, settled, transactions, counters)
+            snap = self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
+            self.publisher.publish(batch_id, datasets)
+            for name in aggregates:
+                target = self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet"
+                replace_file(snap / name, target)
+            self.publisher.forget_before(batch_id)
+            self.history.advance(batch_id, new_ids)
+            phases.mark("publish")
+        except BaseException:
+            self.history.drop()  # half-applied: rebuilt from the state deltas next batch
+            raise
 
-        # The writes and the aggregate deltas are independent Spark jobs over the cached batch:
-        # run them side by side, so a small batch pays the fixed cost of one job, not five.
-        transactions = X.transaction_rows(txn, late_before)
-        tasks: dict[str, Callable[[], object]] = {}
-        if n_txn:
-            tasks[C.OUT_TRANSACTIONS] = lambda: transactions.write.partitionBy("year", "month").parquet(
-                str(self.publisher.stage_dir(batch_id, C.OUT_TRANSACTIONS))
-            )
-        if n_taken:
-            # Every id that passed the record checks is used up, even if its customer is unknown.
-            tasks["_ids"] = (
-                lambda: txn.where(F.col("_id_taken"))
-                .select("transaction_id")
-                .write.parquet(str(self.txids_state.delta_path(batch_id)))
-            )
-        if n_cust:
-            tasks[C.OUT_CUSTOMERS] = lambda: self._write_customers(batch_id, new_versions)
-        if n_quar:
-            quarantine = X.quarantine_rows(cust, "customer", batch_id).unionByName(
-                X.quarantine_rows(txn, "transaction", batch_id)
-            )
-            tasks[C.OUT_QUARANTINE] = lambda: quarantine.coalesce(1).write.parquet(
-                str(self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE))
-            )
-        tasks["_aggregates"] = lambda: self._aggregates(batch_id, transactions if n_txn else None)
-        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="sp-batch") as pool:
-            futures = {name: pool.submit(fn) for name, fn in tasks.items()}
-            results = {name: f.result() for name, f in futures.items()}
-        datasets = [d for d in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE) if d in tasks]
-        aggregates: dict[str, pa.Table] = results["_aggregates"]  # type: ignore[assignment]
-        phases.mark("write")
+    def _stage_partitioned(self, batch_id: int, transactions: pa.Table) -> None:
+        """``year=Y/month=M/`` directories without those columns, as Spark's partitionBy writes."""
+        stage = self.publisher.stage_dir(batch_id, C.OUT_TRANSACTIONS)
+        periods = transactions.select(["year", "month"]).group_by(["year", "month"]).aggregate([])
+        data = transactions.drop_columns(["year", "month"])
+        for y, m in zip(periods["year"].to_pylist(), periods["month"].to_pylist()):
+            mask = pc.and_(pc.equal(transactions["year"], y), pc.equal(transactions["month"], m))
+            _write(data.filter(mask), stage / f"year={y}" / f"month={m}")
 
-        for r in outcome:
-            if r["t"] == "transaction" and r["reason"] is None and r["max_ev"] is not None:
-                ev_ms = int(r["max_ev"].replace(tzinfo=timezone.utc).timestamp() * 1000)
-                counters.max_event_time_ms = max(counters.max_event_time_ms, ev_ms)
-                counters.late += int(r["late"] or 0)
-            if r["reason"] is None:
-                counters.add(
-                    counters.written,
-                    C.OUT_TRANSACTIONS if r["t"] == "transaction" else C.OUT_CUSTOMERS,
-                    r["count"],
-                )
-            else:
-                counters.add(counters.quarantined, r["reason"], r["count"])
+    def _count(
+        self, customers: pa.Table, settled: pa.Table, transactions: pa.Table, counters: Counters
+    ) -> None:
+        """Cumulative input/offsets/written/quarantined figures, and the event-time watermark."""
+        counters.batches += 1
+        for t in (customers, settled):
+            if not t.num_rows:
+                continue
+            topic = t["topic"][0].as_py()
+            counters.add(counters.input, topic, t.num_rows)
+            per = t.group_by("partition").aggregate([("offset", "max")])
+            parts = counters.offsets.setdefault(topic, {})
+            for p, o in zip(per["partition"].to_pylist(), per["offset_max"].to_pylist()):
+                parts[str(p)] = max(parts.get(str(p), 0), int(o) + 1)
+            ts = pc.max(t["kafka_timestamp"]).as_py()
+            if ts is not None:
+                ms = int(ts.replace(tzinfo=timezone.utc).timestamp() * 1000)
+                counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ms)
+            reasons = t["reason"].drop_null().value_counts().to_pylist()
+            for r in reasons:
+                counters.add(counters.quarantined, r["values"], r["counts"])
+        if transactions.num_rows:
+            ev = pc.max(transactions["event_time"]).as_py()
+            ev_ms = int(ev.replace(tzinfo=timezone.utc).timestamp() * 1000)
+            counters.max_event_time_ms = max(counters.max_event_time_ms, ev_ms)
+            counters.late += pc.sum(transactions["is_late"]).as_py() or 0
+        counters.add(counters.written, C.OUT_TRANSACTIONS, transactions.num_rows)
+        n_cust = pc.sum(pc.is_null(customers["reason"])).as_py() if customers.num_rows else 0
+        counters.add(counters.written, C.OUT_CUSTOMERS, n_cust or 0)
         counters.written[C.OUT_QUARANTINE] = sum(counters.quarantined.values())
 
-        snap = self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
-        self.publisher.publish(batch_id, datasets)
-        for name in aggregates:
-            target = self.sink / C.OUT_AGGREGATES / name.removesuffix(".parquet") / "part-00000.parquet"
-            replace_file(snap / name, target)
-        phases.mark("publish")
-
-    def _write_customers(self, batch_id: int, new_versions: DataFrame) -> None:
-        staged = self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS)
-        new_versions.write.parquet(str(staged))
-        # The state delta is the same rows: copy the files instead of a second Spark job.
-        shutil.copytree(staged, self.customers_state.delta_path(batch_id))
-
-    def _count_input(self, outcome: list[Row], counters: Counters) -> None:
-        counters.batches += 1
-        for r in outcome:
-            counters.add(counters.input, r["topic"], r["count"])
-            parts = counters.offsets.setdefault(r["topic"], {})
-            key = str(r["partition"])
-            parts[key] = max(parts.get(key, 0), int(r["max_offset"]) + 1)
-            if r["max_ts"] is not None:
-                ts_ms = int(r["max_ts"].replace(tzinfo=timezone.utc).timestamp() * 1000)
-                counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ts_ms)
-
-    def _aggregates(self, batch_id: int, transactions: DataFrame | None) -> dict[str, pa.Table]:
+    def _aggregates(self, batch_id: int, deltas: dict[str, pd.DataFrame]) -> dict[str, pa.Table]:
         """New totals = previous snapshot + this batch's deltas (exact integer cents)."""
-        deltas = transactions and X.aggregate_deltas(transactions).toPandas()
         tables: dict[str, pa.Table] = {}
         for name, keys in C.AGGREGATES.items():
             fname = f"{name}.parquet"
@@ -273,8 +207,9 @@ class BatchProcessor:
             frames = []
             if prev is not None:
                 frames.append(prev.select([*keys, "transaction_count", "total_cents"]).to_pandas())
-            if deltas is not None and len(deltas):
-                frames.append(deltas[deltas["agg"] == name][[*keys, "transaction_count", "total_cents"]])
+            delta = deltas[name]
+            if len(delta):
+                frames.append(delta[[*keys, "transaction_count", "total_cents"]])
             if not frames:
                 continue
             df = pd.concat(frames, ignore_index=True)
@@ -295,6 +230,46 @@ class BatchProcessor:
         }
         atomic_write_text(self.progress_file, json.dumps(doc, sort_keys=True))
         log.info(json.dumps({"event": "batch", **doc}))
+
+
+class History:
+    """The two indexes :mod:`.stateful` needs, kept in driver memory between batches.
+
+    Valid for batch N only if built from the state deltas of batches < N; any other
+    case (first batch, a restart, a batch that failed half-way) rebuilds it from disk.
+    """
+
+    def __init__(self, txids: DeltaTable, customers: DeltaTable) -> None:
+        self._txids_table = txids
+        self._customers_table = customers
+        self._upto = -1
+        self._ids: set[str] = set()
+        self._customers = S.CustomerHistory()
+
+    def before(self, batch_id: int) -> tuple[set[str], S.CustomerHistory]:
+        if self._upto != batch_id:
+            self._ids = set()
+            for t in self._txids_table.read_before(batch_id):
+                self._ids.update(t["transaction_id"].to_pylist())
+            self._customers = S.CustomerHistory()
+            for t in self._customers_table.read_before(batch_id):
+                self._customers.add(t.select(list(S.VERSION_COLUMNS)))
+            self._upto = batch_id
+        self._upto = -1  # in use: valid again only once advance() says the batch committed
+        return self._ids, self._customers
+
+    def advance(self, batch_id: int, new_ids: pa.Table) -> None:
+        """Batch ``batch_id`` wrote its deltas (its customers are already in the index)."""
+        self._ids.update(new_ids["transaction_id"].to_pylist())
+        self._upto = batch_id + 1
+
+    def drop(self) -> None:
+        self._upto = -1
+
+
+def _write(table: pa.Table, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, directory / "part-00000.parquet", compression="zstd")
 
 
 def _aggregate_table(df: pd.DataFrame, keys: tuple[str, ...]) -> pa.Table:
@@ -322,4 +297,4 @@ def read_progress(sink_path: str | Path) -> dict | None:
         return None
 
 
-__all__ = ["BatchProcessor", "pq", "read_progress"]
+__all__ = ["BatchProcessor", "read_progress"]

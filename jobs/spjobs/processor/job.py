@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from .batch import BatchProcessor
 from .config import ProcessorConfig
@@ -78,6 +78,33 @@ def _kafka_source(
     )
 
 
+class ProgressLogger(StreamingQueryListener):
+    """Spark's own per-trigger timings as structured log lines (where a slow batch goes)."""
+
+    def onQueryStarted(self, event) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def onQueryProgress(self, event) -> None:  # type: ignore[no-untyped-def]
+        p = event.progress
+        log.info(
+            json.dumps(
+                {
+                    "event": "trigger",
+                    "batch_id": p.batchId,
+                    "input_rows": p.numInputRows,
+                    "rows_per_second": round(p.processedRowsPerSecond or 0.0, 1),
+                    "duration_ms": dict(p.durationMs),
+                }
+            )
+        )
+
+    def onQueryIdle(self, event) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
     txns = _kafka_source(
         spark, cfg, cfg.transactions_topic, limit=cfg.max_offsets_per_trigger, fail_on_data_loss=True
@@ -115,6 +142,7 @@ def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> Non
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
+    spark.streams.addListener(ProgressLogger())
     restarts = 0
     while True:
         query = start_query(spark, cfg)

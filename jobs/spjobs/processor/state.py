@@ -42,7 +42,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 class DeltaTable:
     """An append-only table stored as per-batch deltas plus occasional compacted bases.
 
-    Layout: ``delta-<batch>/`` (Parquet written by Spark) and ``base-<batch>/`` holding
+    Layout: ``delta-<batch>/`` (one Parquet file) and ``base-<batch>/`` holding
     every row of batches <= <batch>.  A base is only used once its ``_SUCCESS`` exists.
     """
 
@@ -76,7 +76,19 @@ class DeltaTable:
         for p in self.root.glob("*.tmp"):
             shutil.rmtree(p, ignore_errors=True)
 
-    def compact(self, spark, upto: int) -> None:  # type: ignore[no-untyped-def]
+    def write(self, batch_id: int, table: pa.Table) -> None:
+        """Write batch ``batch_id``'s delta; it counts only once ``_SUCCESS`` exists."""
+        target = self.delta_path(batch_id)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        pq.write_table(table, target / "part-00000.parquet", compression="zstd")
+        (target / "_SUCCESS").touch()
+
+    def read_before(self, batch_id: int) -> list[pa.Table]:
+        """Every row of batches < ``batch_id``, as one table per base/delta."""
+        return [pq.read_table(p) for p in self.paths_before(batch_id)]
+
+    def compact(self, upto: int) -> None:
         """Fold everything <= ``upto`` (all committed) into ``base-<upto>``; drop what it covers."""
         paths = self.paths_before(upto + 1)
         if len(paths) <= 1:
@@ -85,7 +97,10 @@ class DeltaTable:
         if not (target / "_SUCCESS").exists():
             tmp = target.with_name(target.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            spark.read.parquet(*paths).write.mode("overwrite").parquet(str(tmp))
+            tmp.mkdir(parents=True)
+            tables = [pq.read_table(p) for p in paths]
+            pq.write_table(pa.concat_tables(tables, promote_options="permissive"), tmp / "part-00000.parquet")
+            (tmp / "_SUCCESS").touch()
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
         for b, p in self._dirs("delta") + self._dirs("base"):
@@ -192,56 +207,3 @@ def replace_file(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
-
-
-class CachedState:
-    """A DeltaTable's rows of batches < ``upto``, kept in executor memory between batches.
-
-    The on-disk deltas stay the source of truth (a restarted job rebuilds from them); the
-    cache only saves re-reading and re-listing the whole table every micro-batch.
-    """
-
-    def __init__(self, table: DeltaTable, columns: tuple[str, ...] | None = None) -> None:
-        self.table = table
-        self.columns = columns
-        self._df = None
-        self._upto = -1
-
-    def _read(self, spark, paths: list[str]):  # type: ignore[no-untyped-def]
-        df = spark.read.parquet(*paths)
-        return df.select(*self.columns) if self.columns else df
-
-    def before(self, spark, batch_id: int):  # type: ignore[no-untyped-def]
-        """Rows of every batch < ``batch_id`` (None when there are none)."""
-        if self._upto != batch_id:
-            self.drop()
-            paths = self.table.paths_before(batch_id)
-            if paths:
-                from pyspark import StorageLevel
-
-                self._df = self._read(spark, paths).persist(StorageLevel.MEMORY_AND_DISK)
-            self._upto = batch_id
-        return self._df
-
-    def advance(self, spark, batch_id: int) -> None:  # type: ignore[no-untyped-def]
-        """Batch ``batch_id`` committed its delta (or had none): include it."""
-        if self._upto != batch_id:
-            self.drop()  # out of step (e.g. the batch failed half-way): reload next time
-            return
-        delta = self.table.delta_path(batch_id)
-        if (delta / "_SUCCESS").exists():
-            from pyspark import StorageLevel
-
-            new = self._read(spark, [str(delta)])
-            if self._df is not None:
-                new = self._df.unionByName(new)
-            new = new.persist(StorageLevel.MEMORY_AND_DISK)
-            new.count()  # materialise before dropping the copy it is built from
-            self.drop()
-            self._df = new
-        self._upto = batch_id + 1
-
-    def drop(self) -> None:
-        if self._df is not None:
-            self._df.unpersist()
-        self._df, self._upto = None, -1

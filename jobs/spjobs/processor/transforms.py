@@ -1,17 +1,18 @@
-"""Pure DataFrame transforms of one micro-batch: parse, validate, de-duplicate, enrich.
+"""The Spark half of a micro-batch: parse and validate every record, on the executors.
 
 Every function takes and returns DataFrames and touches no storage, so each one is
 unit-tested on a handful of rows.  The rules follow :mod:`spjobs.contract`; the first
-failing rule of a record is its quarantine reason.
+failing rule of a record is its quarantine reason.  What needs the pipeline's history
+(duplicate ids, the customer as of a transaction) is :mod:`.stateful`'s job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -27,21 +28,6 @@ _TS_RE = (
 
 # Columns every raw row carries (from the Kafka source).
 RAW_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp", "key", "value")
-
-QUARANTINE_COLUMNS = (
-    "record_type",
-    "reason",
-    "detail",
-    "transaction_id",
-    "customer_id",
-    "topic",
-    "partition",
-    "offset",
-    "kafka_timestamp",
-    "key",
-    "raw_value",
-    "batch_id",
-)
 
 
 def _json_schema(fields: Sequence[str]) -> T.StructType:
@@ -71,10 +57,12 @@ def _first_missing(fields: Sequence[str]) -> Column:
     return F.coalesce(*[F.when(_blank(F.col(f)), F.lit(f)) for f in fields])
 
 
+def _from_json(schema: T.StructType) -> Column:
+    return F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
+
+
 def _parse(raw: DataFrame, schema: T.StructType) -> DataFrame:
-    parsed = raw.withColumn(
-        "_j", F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
-    )
+    parsed = raw.withColumn("_j", _from_json(schema))
     fields = [f.name for f in schema.fields]
     return parsed.select(*RAW_COLUMNS, *[F.col(f"_j.{f}").alias(f) for f in fields])
 
@@ -103,35 +91,35 @@ def _classify(checks: list[tuple[Column, str, Column]]) -> tuple[Column, Column]
     return reason, detail
 
 
-def _validate(
-    raw: DataFrame,
-    fields: Sequence[str],
-    required: Sequence[str],
-    typed: dict[str, Column],
-    checks: list[tuple[Column, str, Column]],
-) -> DataFrame:
-    """Parse, add ``typed`` columns, and set ``reason``/``detail`` from the first failing check.
+@dataclass(frozen=True)
+class Rules:
+    """How one record type is checked: its fields, typed columns and ordered rules.
 
     Every record type is first checked for being a JSON object and for its required
     fields; ``checks`` are the record type's own rules, in order.
     """
-    df = _project(_parse(raw, _json_schema(fields)), {"_missing": _first_missing(required), **typed})
-    common = [
-        (_not_an_object(fields), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
-        (
-            F.col("_missing").isNotNull(),
-            C.REASON_MISSING_FIELD,
-            F.concat(F.lit("missing required field '"), F.col("_missing"), F.lit("'")),
-        ),
-    ]
-    reason, detail = _classify(common + checks)
-    return _project(df, {"reason": reason, "detail": detail}, drop=("_missing",))
+
+    fields: tuple[str, ...]
+    required: tuple[str, ...]
+    typed: dict[str, Column]
+    checks: list[tuple[Column, str, Column]]
+    missing: str  # name of the helper column holding the first missing required field
+
+    def reason_detail(self) -> tuple[Column, Column]:
+        missing = F.col(self.missing)
+        common = [
+            (_not_an_object(self.fields), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
+            (
+                missing.isNotNull(),
+                C.REASON_MISSING_FIELD,
+                F.concat(F.lit("missing required field '"), missing, F.lit("'")),
+            ),
+        ]
+        return _classify(common + self.checks)
 
 
-def validate_customers(raw: DataFrame) -> DataFrame:
-    """Parse customer records; adds ``reason``/``detail`` (null when valid) and typed columns."""
-    return _validate(
-        raw,
+def customer_rules() -> Rules:
+    return Rules(
         C.CUSTOMER_FIELDS,
         C.CUSTOMER_REQUIRED,
         {
@@ -156,31 +144,13 @@ def validate_customers(raw: DataFrame) -> DataFrame:
                 F.concat(F.lit("updated_at is not an ISO-8601 timestamp: "), F.col("updated_at")),
             ),
         ],
+        "_missing_customer",
     )
 
 
-def customer_versions(validated: DataFrame) -> DataFrame:
-    """Valid customers as the state/output rows: one row per received version."""
-    return validated.where(F.col("reason").isNull()).select(
-        "customer_id",
-        "name",
-        "email",
-        F.col("birth_date_d").alias("birth_date"),
-        "state",
-        "city",
-        F.col("signup_time_ts").alias("signup_time"),
-        F.col("updated_at_ts").alias("updated_at"),
-        "kafka_timestamp",
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-    )
-
-
-def validate_transactions(raw: DataFrame) -> DataFrame:
-    """Stateless checks of transaction records; adds ``reason``/``detail`` and typed columns."""
+def transaction_rules() -> Rules:
     amount = F.trim(F.col("amount"))
-    return _validate(
-        raw,
+    return Rules(
         C.TRANSACTION_FIELDS,
         C.TRANSACTION_REQUIRED,
         {
@@ -214,174 +184,90 @@ def validate_transactions(raw: DataFrame) -> DataFrame:
                 F.concat(F.lit("unknown payment_method: "), F.col("payment_method")),
             ),
         ],
+        "_missing_transaction",
     )
 
 
-_ARRIVAL = ("kafka_timestamp", "partition", "offset")
+def _validate(raw: DataFrame, rules: Rules) -> DataFrame:
+    """Parse, add the typed columns, and set ``reason``/``detail`` from the first failing check."""
+    parsed = _parse(raw, _json_schema(rules.fields))
+    df = _project(parsed, {rules.missing: _first_missing(rules.required), **rules.typed})
+    reason, detail = rules.reason_detail()
+    return _project(df, {"reason": reason, "detail": detail}, drop=(rules.missing,))
 
 
-def mark_duplicates(candidates: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
-    """Set reason ``duplicate_transaction_id`` on all but the first arrival of each id.
+def validate_customers(raw: DataFrame) -> DataFrame:
+    """Parse customer records; adds ``reason``/``detail`` (null when valid) and typed columns."""
+    return _validate(raw, customer_rules())
 
-    First means lowest (kafka_timestamp, partition, offset) in this batch, and an id seen
-    in any earlier batch makes every arrival here a duplicate.  Only rows that passed
-    the stateless checks take part, so a broken record never "uses up" an id.
+
+def validate_transactions(raw: DataFrame) -> DataFrame:
+    """Parse transaction records; adds ``reason``/``detail`` (null when valid) and typed columns."""
+    return _validate(raw, transaction_rules())
+
+
+class BatchChecker:
+    """Both record types validated and typed in ONE pass over a batch: what the driver collects.
+
+    One row per input record with its Kafka coordinates and raw payload (a record that
+    ends in quarantine later, as a duplicate or for an unknown customer, needs it), its
+    ``reason``/``detail`` so far, and typed fields.  The payload is parsed once against
+    the union of both record types' fields and each row is judged by its topic's rules:
+    splitting the batch by topic first would read it from Kafka twice.  Event-time
+    parts are computed here, with Spark's own calendar.  Rows of other topics are dropped.
+
+    The column expressions are built once: building them is hundreds of Py4J calls,
+    which cost more than the Spark job itself on a small batch.
     """
-    ok = F.col("reason").isNull()
-    df = _project(candidates, {"_ok": ok})
-    rank = F.row_number().over(Window.partitionBy("transaction_id", "_ok").orderBy(*_ARRIVAL))
-    df = _project(df, {"_rank": F.when(F.col("_ok"), rank)})
-    if seen_ids is not None:
-        # Scan the (large) id state once against this batch's ids, broadcast; the hits
-        # are few, so flagging them is a broadcast join too: no shuffle of the state.
-        batch_ids = F.broadcast(candidates.where(ok).select("transaction_id"))
-        hits = seen_ids.select("transaction_id").join(batch_ids, "transaction_id", "left_semi")
-        df = df.join(F.broadcast(hits.withColumn("_seen", F.lit(True))), "transaction_id", "left")
-    seen = F.col("_seen").isNotNull() if seen_ids is not None else F.lit(False)
-    dup = F.col("_ok") & ((F.col("_rank") > 1) | seen)
-    detail = F.concat(F.lit("transaction_id already received: "), F.col("transaction_id"))
-    return _project(
-        df,
-        {
-            "detail": F.when(dup, detail).otherwise(F.col("detail")),
-            "reason": F.when(dup, F.lit(C.REASON_DUPLICATE_TRANSACTION_ID)).otherwise(F.col("reason")),
-        },
-        drop=("_ok", "_rank", "_seen"),
-    )
+
+    def __init__(self, customers_topic: str, transactions_topic: str) -> None:
+        cust, txn = customer_rules(), transaction_rules()
+        fields = tuple(dict.fromkeys(cust.fields + txn.fields))
+        schema = _json_schema(fields)
+        self._where = F.col("topic").isin(customers_topic, transactions_topic)
+        self._parse = [*RAW_COLUMNS, _from_json(schema).alias("_j")]
+        self._fields = [*RAW_COLUMNS, *[F.col(f"_j.{f.name}").alias(f.name) for f in schema.fields]]
+        raw_and_fields = [*RAW_COLUMNS, *[f.name for f in schema.fields]]
+        self._typed = [
+            *raw_and_fields,
+            _first_missing(cust.required).alias(cust.missing),
+            _first_missing(txn.required).alias(txn.missing),
+            *[c.alias(n) for n, c in {**cust.typed, **txn.typed}.items()],
+        ]
+        is_customer = F.col("topic") == customers_topic
+        c_reason, c_detail = cust.reason_detail()
+        t_reason, t_detail = txn.reason_detail()
+        ev = F.col("event_time_ts")
+        self._final = [
+            *RAW_COLUMNS,
+            F.when(is_customer, c_reason).otherwise(t_reason).alias("reason"),
+            F.when(is_customer, c_detail).otherwise(t_detail).alias("detail"),
+            "customer_id",
+            "city",
+            "name",
+            "email",
+            F.col("birth_date_d").alias("birth_date"),
+            "state",
+            F.col("signup_time_ts").alias("signup_time"),
+            F.col("updated_at_ts").alias("updated_at"),
+            "transaction_id",
+            ev.alias("event_time"),
+            F.col("amount_d").alias("amount"),
+            (F.col("amount_d") * 100).cast("long").alias("amount_cents"),
+            "currency",
+            "category",
+            "payment_method",
+            "merchant",
+            F.year(ev).alias("year"),
+            F.month(ev).alias("month"),
+            (F.month(ev) * 100 + F.dayofmonth(ev)).alias("month_day"),
+        ]
+
+    def __call__(self, raw: DataFrame) -> DataFrame:
+        parsed = raw.where(self._where).select(*self._parse).select(*self._fields)
+        return parsed.select(*self._typed).select(*self._final)
 
 
-def age_band(age: Column, bands: Sequence[int]) -> Column:
-    labels = C.age_band_labels(list(bands))
-    expr = F.lit(labels[-1])
-    for cut, label in reversed(list(zip(bands, labels))):
-        expr = F.when(age < cut, F.lit(label)).otherwise(expr)
-    return F.when(age.isNotNull(), expr)
-
-
-def age_at(birth: Column, when: Column) -> Column:
-    """Whole years between two dates (birthday not yet reached this year counts one less)."""
-    before_birthday = (F.month(when) < F.month(birth)) | (
-        (F.month(when) == F.month(birth)) & (F.dayofmonth(when) < F.dayofmonth(birth))
-    )
-    return F.year(when) - F.year(birth) - F.when(before_birthday, 1).otherwise(0)
-
-
-def customer_history(versions: DataFrame) -> DataFrame:
-    """One row per customer with all its versions, oldest first (a small, broadcastable table)."""
-    # Arrival order breaks ties: a customer re-sent twice in the same millisecond is the
-    # same partition (same key), so the offset says which version came last.
-    v = F.struct(
-        F.col("kafka_timestamp").alias("ts"),
-        F.col("kafka_partition").alias("partition"),
-        F.col("kafka_offset").alias("offset"),
-        F.col("state").alias("state"),
-        F.col("city").alias("city"),
-        F.col("birth_date").alias("birth_date"),
-    )
-    return versions.groupBy(F.col("customer_id").alias("_c_id")).agg(
-        F.array_sort(F.collect_list(v)).alias("_h")
-    )
-
-
-def enrich(candidates: DataFrame, versions: DataFrame, bands: Sequence[int]) -> DataFrame:
-    """Join each still-valid transaction to its customer as of the transaction's arrival.
-
-    The version used is the latest one whose Kafka timestamp is <= the transaction's (the
-    generator acknowledges a customer before it references it), else the earliest one.
-    A transaction with no valid customer at all gets reason ``unknown_customer``.
-    The customer history is broadcast and the version picked with array functions, so
-    enrichment shuffles nothing but the (small) history.
-    """
-    ok = F.col("reason").isNull()
-    hist = F.broadcast(customer_history(versions))
-    joined = candidates.join(hist, (candidates["customer_id"] == hist["_c_id"]) & ok, "left")
-    eligible = F.filter("_h", lambda v: v["ts"] <= F.col("kafka_timestamp"))
-    best = F.when(F.size(eligible) > 0, F.element_at(eligible, -1)).otherwise(F.element_at("_h", 1))
-    unknown = ok & F.col("_c_id").isNull()
-    v = F.when(~unknown & ok, best)
-    valid_age = F.when(ok & ~unknown, age_at(v["birth_date"], F.col("event_time_ts")))
-    missing = F.concat(F.lit("no valid customer with id "), F.col("customer_id"))
-    return _project(
-        joined,
-        {
-            "detail": F.when(unknown, missing).otherwise(F.col("detail")),
-            "reason": F.when(unknown, F.lit(C.REASON_UNKNOWN_CUSTOMER)).otherwise(F.col("reason")),
-            "c_state": v["state"],
-            "c_city": v["city"],
-            "age": valid_age,
-            "age_band": age_band(valid_age, bands),
-        },
-        drop=("_c_id", "_h"),
-    )
-
-
-def transaction_rows(classified: DataFrame, late_before: datetime | None = None) -> DataFrame:
-    """The ``transactions/`` dataset rows (valid, enriched), in contract column order.
-
-    ``is_late`` flags events older than ``late_before`` (the watermark as of the start of
-    the batch); late events are still written and still count in every aggregate.
-    """
-    late = F.lit(False) if late_before is None else F.col("event_time_ts") < F.lit(late_before)
-    return classified.where(F.col("reason").isNull()).select(
-        "transaction_id",
-        "customer_id",
-        F.col("event_time_ts").alias("event_time"),
-        F.col("amount_d").alias("amount"),
-        F.coalesce(F.col("currency"), F.lit(C.CURRENCY)).alias("currency"),
-        "category",
-        "city",
-        "payment_method",
-        "merchant",
-        F.col("c_state").alias("state"),
-        F.col("c_city").alias("customer_city"),
-        "age",
-        "age_band",
-        late.alias("is_late"),
-        F.year("event_time_ts").alias("year"),
-        F.month("event_time_ts").alias("month"),
-        "kafka_timestamp",
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-    )
-
-
-def quarantine_rows(classified: DataFrame, record_type: str, batch_id: int) -> DataFrame:
-    """Rejected records with the raw payload and why, in contract column order."""
-    has_txn = "transaction_id" in classified.columns
-    return classified.where(F.col("reason").isNotNull()).select(
-        F.lit(record_type).alias("record_type"),
-        "reason",
-        "detail",
-        (F.col("transaction_id") if has_txn else F.lit(None).cast("string")).alias("transaction_id"),
-        "customer_id",
-        "topic",
-        "partition",
-        "offset",
-        "kafka_timestamp",
-        "key",
-        F.col("value").alias("raw_value"),
-        F.lit(batch_id).cast("long").alias("batch_id"),
-    )
-
-
-def aggregate_deltas(transactions: DataFrame) -> DataFrame:
-    """Counts and sums (in cents) of one batch for all four aggregates, in one job.
-
-    ``agg`` names the aggregate; the key columns that do not belong to it are null.
-    """
-    keys = sorted({k for ks in C.AGGREGATES.values() for k in ks})
-    sets = ", ".join("(" + ", ".join(ks) + ")" for ks in C.AGGREGATES.values())
-    transactions.select(*keys, (F.col("amount") * 100).cast("long").alias("cents")).createOrReplaceTempView(
-        "_sp_batch_txns"
-    )
-    whens = []
-    for name, ks in C.AGGREGATES.items():
-        cond = " AND ".join(f"grouping({k}) = {0 if k in ks else 1}" for k in keys)
-        whens.append(f"WHEN {cond} THEN '{name}'")
-    case = " ".join(whens)
-    spark = transactions.sparkSession
-    return spark.sql(
-        f"SELECT CASE {case} END AS agg, {', '.join(keys)}, "
-        f"count(*) AS transaction_count, sum(cents) AS total_cents "
-        f"FROM _sp_batch_txns GROUP BY GROUPING SETS ({sets})"
-    )
+def checked_batch(raw: DataFrame, customers_topic: str, transactions_topic: str) -> DataFrame:
+    """:class:`BatchChecker` applied once (tests; the job keeps one checker)."""
+    return BatchChecker(customers_topic, transactions_topic)(raw)

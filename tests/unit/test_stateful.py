@@ -1,0 +1,250 @@
+"""The driver half of a batch (duplicates, enrichment, output rows) on hand-made Arrow tables."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from spjobs import contract as C
+from spjobs.processor import stateful as S
+
+T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, 26, hour, minute, tzinfo=timezone.utc)
+
+
+def checked(*rows: dict) -> pa.Table:
+    """Rows as BatchChecker hands them over; unspecified columns are null."""
+    full = []
+    for i, r in enumerate(rows):
+        row = {f.name: None for f in S.CHECKED_SCHEMA}
+        row.update(topic="transactions", partition=0, offset=i, kafka_timestamp=T0, value=f"raw-{i}")
+        row.update(r)
+        full.append(row)
+    return pa.Table.from_pylist(full, schema=S.CHECKED_SCHEMA)
+
+
+def txn(
+    tid="T1", cid="C1", amount="10.50", ev=datetime(2026, 11, 26, 9, 59, 58, tzinfo=timezone.utc), **over
+):
+    d = {
+        "transaction_id": tid,
+        "customer_id": cid,
+        "key": cid,
+        "event_time": ev,
+        "amount": Decimal(amount),
+        "amount_cents": int(Decimal(amount) * 100),
+        "category": "groceries",
+        "city": "Recife",
+        "payment_method": "pix",
+        "year": ev.year,
+        "month": ev.month,
+        "month_day": ev.month * 100 + ev.day,
+    }
+    d.update(over)
+    return d
+
+
+def history(*versions: tuple) -> S.CustomerHistory:
+    """(customer_id, state, city, birth_date, kafka_timestamp[, partition, offset])."""
+    rows = []
+    for i, v in enumerate(versions):
+        cid, state, city, birth, ts, *coords = v
+        part, off = coords or (0, i)
+        rows.append(
+            dict(
+                customer_id=cid,
+                state=state,
+                city=city,
+                birth_date=birth,
+                kafka_timestamp=ts,
+                kafka_partition=part,
+                kafka_offset=off,
+            )
+        )
+    h = S.CustomerHistory()
+    if rows:
+        schema = pa.schema(
+            [
+                ("customer_id", pa.string()),
+                ("state", pa.string()),
+                ("city", pa.string()),
+                ("birth_date", pa.date32()),
+                ("kafka_timestamp", S.TS),
+                ("kafka_partition", pa.int32()),
+                ("kafka_offset", pa.int64()),
+            ]
+        )
+        h.add(pa.Table.from_pylist(rows, schema=schema))
+    return h
+
+
+PE = ("C1", "PE", "Recife", date(1990, 5, 1), at(9))
+
+
+def settle(table: pa.Table, seen=(), hist=None, late_before=None) -> list[dict]:
+    out = S.settle_transactions(table, set(seen), hist or history(PE), C.DEFAULT_AGE_BANDS, late_before)
+    return out.to_pylist()
+
+
+def test_first_arrival_of_an_id_wins_and_broken_records_do_not_use_ids():
+    rows = settle(
+        checked(
+            txn("T1", reason=C.REASON_NON_POSITIVE_AMOUNT, detail="x"),  # broken: does not use T1 up
+            txn("T1", kafka_timestamp=at(10, 5)),  # arrives after the next row (later timestamp)
+            txn("T1", kafka_timestamp=at(10, 1)),  # the first arrival of T1
+            txn("T2"),
+            txn("T3"),  # accepted in an earlier batch
+        ),
+        seen={"T3"},
+    )
+    assert [r["reason"] for r in rows] == [
+        C.REASON_NON_POSITIVE_AMOUNT,
+        C.REASON_DUPLICATE_TRANSACTION_ID,
+        None,
+        None,
+        C.REASON_DUPLICATE_TRANSACTION_ID,
+    ]
+    assert rows[1]["detail"] == "transaction_id already received: T1"
+    assert [r["id_taken"] for r in rows] == [False, False, True, True, False]
+
+
+def test_same_timestamp_arrival_order_is_partition_then_offset():
+    rows = settle(checked(txn("T1", partition=1, offset=0), txn("T1", partition=0, offset=7)))
+    assert [r["reason"] for r in rows] == [C.REASON_DUPLICATE_TRANSACTION_ID, None]
+
+
+def test_enrich_uses_the_customer_version_as_of_the_transaction():
+    hist = history(
+        PE,
+        ("C1", "SP", "Santos", date(1990, 5, 1), at(11)),  # moved later
+        ("C2", "RJ", "Rio", date(2000, 1, 1), at(12)),  # only a later version
+    )
+    rows = settle(checked(txn("T1", "C1"), txn("T2", "C2"), txn("T3", "C9")), hist=hist)
+    assert (rows[0]["state"], rows[0]["customer_city"], rows[0]["reason"]) == ("PE", "Recife", None)
+    assert rows[1]["state"] == "RJ", "falls back to the earliest version"
+    assert rows[2]["reason"] == C.REASON_UNKNOWN_CUSTOMER
+    assert rows[2]["detail"] == "no valid customer with id C9"
+    assert rows[2]["id_taken"], "an id with an unknown customer is still used up"
+    assert rows[2]["state"] is None and rows[2]["age"] is None
+
+
+def test_enrich_breaks_timestamp_ties_by_arrival():
+    """Two versions sent in the same millisecond: the later offset is the current one."""
+    hist = history(
+        ("C1", "PA", "Belem", date(1990, 5, 1), at(9), 0, 9),  # added first, arrived last
+        ("C1", "PR", "Curitiba", date(1990, 5, 1), at(9), 0, 8),
+    )
+    assert settle(checked(txn()), hist=hist)[0]["state"] == "PA"
+
+
+@pytest.mark.parametrize(
+    ("birth", "band", "age"),
+    [
+        ("1996-11-27", "young", 29),
+        ("1996-11-26", "adult", 30),
+        ("1966-11-27", "adult", 59),
+        ("1966-11-26", "senior", 60),
+        ("1930-01-01", "senior", 96),
+    ],
+)
+def test_age_bands_at_event_time(birth, band, age):
+    hist = history(("C1", "PE", "Recife", date.fromisoformat(birth), at(1)))
+    row = settle(checked(txn()), hist=hist)[0]
+    assert (row["age"], row["age_band"]) == (age, band)
+
+
+def test_custom_age_bands_get_range_labels():
+    bands = (18, 65)
+    labels = C.age_band_labels(bands)
+    assert [S.age_band(a, bands, labels) for a in (17, 18, 64, 65)] == [
+        "under_18",
+        "18_64",
+        "18_64",
+        "65_plus",
+    ]
+
+
+def test_late_events_are_flagged_but_kept():
+    late_before = int(datetime(2026, 11, 26, 9, 59, 59, tzinfo=timezone.utc).timestamp() * 1_000_000)
+    rows = settle(
+        checked(txn("T1"), txn("T2", ev=datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc))),
+        late_before=late_before,
+    )
+    assert [(r["reason"], r["is_late"]) for r in rows] == [(None, True), (None, False)]
+
+
+def test_transaction_rows_follow_the_contract():
+    settled = S.settle_transactions(checked(txn(amount="1234.50")), set(), history(PE), (30, 60))
+    rows = S.transaction_rows(settled)
+    assert tuple(rows.column_names) == S.TRANSACTION_COLUMNS
+    assert rows.schema.field("amount").type == pa.decimal128(12, 2)
+    r = rows.to_pylist()[0]
+    assert (str(r["amount"]), r["currency"], r["state"], r["customer_city"], r["year"], r["month"]) == (
+        "1234.50",
+        C.CURRENCY,
+        "PE",
+        "Recife",
+        2026,
+        11,
+    )
+    assert list(S.amount_cents(settled)) == [123450]
+
+
+def test_quarantine_rows_keep_the_raw_payload_of_both_record_types():
+    customers = checked(
+        {"topic": "customers", "customer_id": "C7", "reason": C.REASON_MALFORMED_JSON, "detail": "d"}
+    )
+    settled = S.settle_transactions(checked(txn("T1", "C9")), set(), history(PE), (30, 60))
+    q = S.quarantine_rows(customers, settled, batch_id=7)
+    assert tuple(q.column_names) == S.QUARANTINE_COLUMNS
+    assert [(r["record_type"], r["reason"], r["raw_value"], r["batch_id"]) for r in q.to_pylist()] == [
+        ("customer", C.REASON_MALFORMED_JSON, "raw-0", 7),
+        ("transaction", C.REASON_UNKNOWN_CUSTOMER, "raw-0", 7),
+    ]
+
+
+def test_aggregate_deltas_cover_all_four_aggregates_in_cents():
+    settled = S.settle_transactions(
+        checked(txn("T1", amount="10.01"), txn("T2", amount="0.99", category="fuel")),
+        set(),
+        history(PE),
+        (30, 60),
+    )
+    deltas = S.aggregate_deltas(S.transaction_rows(settled), S.amount_cents(settled))
+    assert set(deltas) == set(C.AGGREGATES)
+    cat = deltas["by_category"].set_index("category")
+    assert cat.loc["groceries", "total_cents"] == 1001 and cat.loc["fuel", "total_cents"] == 99
+    period = deltas["by_period_state_age_band"]
+    assert period[["year", "month", "state", "age_band", "transaction_count"]].values.tolist() == [
+        [2026, 11, "PE", "adult", 2]
+    ]
+
+
+def test_customer_rows_are_the_valid_versions_with_their_coordinates():
+    t = checked(
+        {
+            "topic": "customers",
+            "customer_id": "C1",
+            "name": "Ana",
+            "birth_date": date(1990, 5, 1),
+            "offset": 3,
+        },
+        {"topic": "customers", "customer_id": "C2", "reason": C.REASON_MISSING_FIELD, "offset": 4},
+    )
+    rows = S.customer_rows(t)
+    assert tuple(rows.column_names) == S.CUSTOMER_COLUMNS
+    assert [(r["customer_id"], r["kafka_offset"]) for r in rows.to_pylist()] == [("C1", 3)]
+
+
+def test_split_keeps_each_record_type_to_its_own_columns():
+    t = checked({"topic": "customers", "customer_id": "C1"}, txn(), {"topic": "other"})
+    parts = S.split(t, "customers", "transactions")
+    assert (parts.customers.num_rows, parts.transactions.num_rows) == (1, 1)
+    assert "transaction_id" not in parts.customers.column_names
+    assert "name" not in parts.transactions.column_names and "city" in parts.transactions.column_names
