@@ -127,7 +127,8 @@ def micros(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _objects(col: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(col.to_pylist(), dtype=object)
+    """A writable object array (None for nulls) that the settling loops can index cheaply."""
+    return np.array(col.combine_chunks().to_numpy(zero_copy_only=False), dtype=object)
 
 
 class CustomerHistory:

@@ -105,7 +105,7 @@ class Rules:
     checks: list[tuple[Column, str, Column]]
     missing: str  # name of the helper column holding the first missing required field
 
-    def reason_detail(self) -> tuple[Column, Column]:
+    def all_checks(self) -> list[tuple[Column, str, Column]]:
         missing = F.col(self.missing)
         common = [
             (_not_an_object(self.fields), C.REASON_MALFORMED_JSON, F.lit("payload is not a JSON object")),
@@ -115,7 +115,18 @@ class Rules:
                 F.concat(F.lit("missing required field '"), missing, F.lit("'")),
             ),
         ]
-        return _classify(common + self.checks)
+        return common + self.checks
+
+    def reason_detail(self) -> tuple[Column, Column]:
+        return _classify(self.all_checks())
+
+
+def _first_failing(checks: list[tuple[Column, str, Column]], base: int) -> Column:
+    """``base + i`` for the first failing check i, null when all pass (conditions evaluated once)."""
+    index = F.lit(None).cast("int")
+    for i, (cond, _, _) in reversed(list(enumerate(checks))):
+        index = F.when(cond, F.lit(base + i)).otherwise(index)
+    return index
 
 
 def customer_rules() -> Rules:
@@ -234,14 +245,27 @@ class BatchChecker:
             _first_missing(txn.required).alias(txn.missing),
             *[c.alias(n) for n, c in {**cust.typed, **txn.typed}.items()],
         ]
+        rules_typed = [*{**cust.typed, **txn.typed}]
+        # Each row's first failing check as a number, then reason and detail from it: the
+        # conditions are evaluated once, not once for the reason and again for the detail.
+        c_checks, t_checks = cust.all_checks(), txn.all_checks()
         is_customer = F.col("topic") == customers_topic
-        c_reason, c_detail = cust.reason_detail()
-        t_reason, t_detail = txn.reason_detail()
+        first = F.when(is_customer, _first_failing(c_checks, 0)).otherwise(_first_failing(t_checks, 100))
+        kept = [*RAW_COLUMNS, *[f.name for f in schema.fields if f.name != "_corrupt"]]
+        self._judged = [*kept, cust.missing, txn.missing, *rules_typed, first.alias("_check")]
+        numbered = [(i, code, msg) for i, (_, code, msg) in enumerate(c_checks)]
+        numbered += [(100 + i, code, msg) for i, (_, code, msg) in enumerate(t_checks)]
+        reason = F.lit(None).cast("string")
+        detail = F.lit(None).cast("string")
+        for i, code, msg in reversed(numbered):
+            hit = F.col("_check") == i
+            reason = F.when(hit, F.lit(code)).otherwise(reason)
+            detail = F.when(hit, msg).otherwise(detail)
         ev = F.col("event_time_ts")
         self._final = [
             *RAW_COLUMNS,
-            F.when(is_customer, c_reason).otherwise(t_reason).alias("reason"),
-            F.when(is_customer, c_detail).otherwise(t_detail).alias("detail"),
+            reason.alias("reason"),
+            detail.alias("detail"),
             "customer_id",
             "city",
             "name",
@@ -265,7 +289,7 @@ class BatchChecker:
 
     def __call__(self, raw: DataFrame) -> DataFrame:
         parsed = raw.where(self._where).select(*self._parse).select(*self._fields)
-        return parsed.select(*self._typed).select(*self._final)
+        return parsed.select(*self._typed).select(*self._judged).select(*self._final)
 
 
 def checked_batch(raw: DataFrame, customers_topic: str, transactions_topic: str) -> DataFrame:
