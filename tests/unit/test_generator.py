@@ -202,6 +202,8 @@ def test_valid_records_follow_the_contract() -> None:
             assert 18 <= age <= 90
         else:
             assert list(d) == list(contract.TRANSACTION_FIELDS)
+            # Joined from byte fragments: exactly compact UTF-8 JSON, like json.dumps would write.
+            assert rec.value == json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode()
             assert AMOUNT.match(d["amount"]) and int(d["amount"].replace(".", "")) > 0
             lag = (
                 START
@@ -367,7 +369,8 @@ class FakeProducer:
         self.latest: dict[str, bytes] = {}  # customer -> last produced version
         self.acked: dict[str, bytes] = {}  # customer -> last acknowledged version
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any, /) -> None:
+        assert partition == -1
         cid = key.decode()
         if topic == self.customers_topic:
             self.latest[cid] = value

@@ -15,6 +15,7 @@ import os
 import queue as queue_mod
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from spjobs.generator.config import GeneratorConfig
-from spjobs.generator.model import EVENT_KINDS, FLUSH, Record, RecordModel, Tally
+from spjobs.generator.model import EVENT_KINDS, FLUSH, KIND_TRANSACTION, Record, RecordModel, Tally
 
 log = logging.getLogger("spjobs.generator")
 
@@ -32,6 +33,7 @@ SHUTDOWN_FLUSH_SECONDS = 20.0  # on stop: how long to wait for in-flight records
 _HOUSEKEEPING_EVERY = 256  # records between checks of stop/deadline/errors/progress
 _MAX_BACKLOG_SECONDS = 1.0  # after a stall, catch up at most this much time in a burst
 _SLEEP_SLICE_SECONDS = 0.01  # never sleep for less: bursts of ~10 ms worth of records
+_ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner chooses
 
 
 class GeneratorError(RuntimeError):
@@ -39,9 +41,15 @@ class GeneratorError(RuntimeError):
 
 
 class ProducerLike(Protocol):
-    """The part of ``confluent_kafka.Producer`` used here (tests pass a fake)."""
+    """The part of ``confluent_kafka.Producer`` used here (tests pass a fake).
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Callable[..., None]) -> None: ...
+    ``produce`` is called with positional arguments only (keyword parsing costs a
+    third of the call in confluent-kafka): topic, value, key, partition, on_delivery.
+    """
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Callable[..., None], /
+    ) -> None: ...
     def poll(self, timeout: float) -> int: ...
     def flush(self, timeout: float) -> int: ...
     def __len__(self) -> int: ...
@@ -120,9 +128,15 @@ class _Sender:
         conf = producer_config(cfg)
         conf["error_cb"] = self._on_error
         self.producer = factory(conf)
-        self.deadline = None if cfg.duration_seconds is None else time.monotonic() + cfg.duration_seconds
-        self.next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+        self.start_clock()
         self._callbacks: dict[tuple[str, bool], Callable[..., None]] = {}
+
+    def start_clock(self) -> None:
+        """Start ``duration`` and the progress reports from now."""
+        self.deadline = (
+            None if self.cfg.duration_seconds is None else time.monotonic() + self.cfg.duration_seconds
+        )
+        self.next_progress = time.monotonic() + PROGRESS_INTERVAL_SECONDS
 
     # --- callbacks (run inside poll/flush, on this thread) ---------------------------
 
@@ -132,20 +146,32 @@ class _Sender:
         else:
             _client_log.warning("kafka client error (retrying)", extra={"fields": {"error": str(err)}})
 
+    def _failed(self, err: Any, msg: Any) -> None:
+        self.error = self.error or f"delivery to {msg.topic()} failed: {err}"
+
+    def ack_transaction(self, err: Any, msg: Any) -> None:
+        """Delivery callback of every valid transaction (nearly all records): one short frame."""
+        if err is None:
+            self.tally.transactions += 1
+        else:
+            self._failed(err, msg)
+
     def _delivered(self, kind: str, to_customers: bool, err: Any, msg: Any) -> None:
         if err is not None:
-            self.error = self.error or f"delivery to {msg.topic()} failed: {err}"
+            self._failed(err, msg)
         else:
             self.tally.add(kind, to_customers)
 
     def _delivered_tracked(self, rec: Record, err: Any, msg: Any) -> None:
         if err is not None:
-            self.error = self.error or f"delivery to {msg.topic()} failed: {err}"
+            self._failed(err, msg)
         else:
             self.tally.count(rec, self.cfg.customers_topic)
 
     def callback(self, rec: Record) -> Callable[..., None]:
         """A shared callback per (kind, topic) so the hot path allocates nothing."""
+        if rec.kind == KIND_TRANSACTION:
+            return self.ack_transaction
         if self.tally.injected is not None:
             return partial(self._delivered_tracked, rec)
         slot = (rec.kind, rec.topic == self.cfg.customers_topic)
@@ -174,7 +200,7 @@ class _Sender:
         cb = self.callback(rec)
         while True:
             try:
-                self.producer.produce(rec.topic, rec.value, rec.key, on_delivery=cb)
+                self.producer.produce(rec.topic, rec.value, rec.key, _ANY_PARTITION, cb)
                 return
             except BufferError:  # local queue full: let deliveries drain it
                 self.producer.poll(0.05)
@@ -225,25 +251,37 @@ def run(
     stop = stop or threading.Event()
     if cfg.workers > 1:
         return _run_workers(cfg, stop, progress, clock, producer_factory)
-    model = RecordModel(cfg, clock)  # before the sender: ``duration`` excludes the setup
+    # The producer first: it connects (and gets its idempotent producer id) in librdkafka's
+    # threads while the model builds its pools.  ``duration`` excludes that setup.
     sender = _Sender(cfg, stop, progress, producer_factory or _kafka_producer)
-    limit = cfg.records
+    model = RecordModel(cfg, clock)
+    sender.start_clock()
+    limit = sys.maxsize if cfg.records is None else cfg.records
     pacer = _Pacer(cfg.rate_per_second) if cfg.rate_per_second else None
+    # The hot loop: valid transactions (nearly every record) take the inlined path with
+    # the sender's one shared callback; everything else goes through ``callback()``.
+    produce, ack_transaction, callback = sender.producer.produce, sender.ack_transaction, sender.callback
+    transaction, event_kinds, flush, any_partition = KIND_TRANSACTION, EVENT_KINDS, FLUSH, _ANY_PARTITION
     events = 0
     since_check = 0
     for item in model.stream():
-        if item is FLUSH:
+        if item is flush:
             if not sender.barrier():
                 break
             continue
-        assert isinstance(item, Record)
-        if item.kind in EVENT_KINDS:
-            if limit is not None and events >= limit:
+        topic, key, value, kind, _ = item
+        if kind in event_kinds:
+            if events >= limit:
                 break
             if pacer is not None and pacer.wait(sender):
                 break
             events += 1
-        sender.produce(item)
+        try:
+            produce(
+                topic, value, key, any_partition, ack_transaction if kind is transaction else callback(item)
+            )
+        except BufferError:  # local queue full: the slow path waits for deliveries
+            sender.produce(item)
         since_check += 1
         if since_check >= _HOUSEKEEPING_EVERY:
             since_check = 0
