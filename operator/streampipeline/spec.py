@@ -1127,9 +1127,11 @@ class ProcessingSpec:
         "flagged is_late (they are still written and aggregated).",
         default="30s",
     )
-    max_offsets_per_trigger: int | None = spec_field(
+    max_offsets_per_trigger: int = spec_field(
         Int(minimum=1),
-        "Upper bound on Kafka records read per micro-batch; unset means no limit.",
+        "Upper bound on transaction records read per micro-batch. A batch is collected on the "
+        "Spark driver after validation, so this also bounds the driver's memory per batch.",
+        default=100_000,
     )
     age_bands: tuple[int, ...] = spec_field(
         ListOf(

@@ -98,7 +98,7 @@ def test_defaults_of_a_minimal_manifest():
     assert (pr.trigger, pr.watermark, pr.max_offsets_per_trigger, pr.age_bands) == (
         "5s",
         "30s",
-        None,
+        100_000,
         (30, 60),
     )
     assert (pr.driver.cores, pr.driver.memory) == (1, "1g")
@@ -287,7 +287,7 @@ def test_job_config_shape():
         "processing": {
             "trigger": "2s",
             "watermark": "30s",
-            "maxOffsetsPerTrigger": None,
+            "maxOffsetsPerTrigger": 100_000,
             "ageBands": [30, 60],
             "driver": {"cores": 1, "memory": "1g"},
             "executor": {"instances": 1, "cores": 1, "memory": "1g"},
