@@ -24,6 +24,8 @@ import hashlib
 import json
 from typing import Any
 
+from spjobs.processor.config import JVM_OPTIONS
+
 from .settings import Settings
 from .spec import StreamPipeline
 
@@ -323,6 +325,7 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
         "driver": {
             "cores": proc.driver.cores,
             "memory": proc.driver.memory,
+            "javaOptions": JVM_OPTIONS,
             "serviceAccount": settings.spark_service_account,
             "labels": labels,
             "volumeMounts": mounts,
@@ -331,6 +334,7 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "instances": proc.executor.instances,
             "cores": proc.executor.cores,
             "memory": proc.executor.memory,
+            "javaOptions": JVM_OPTIONS,
             "labels": labels,
             "volumeMounts": mounts,
         },

@@ -11,6 +11,11 @@ from ..durations import to_seconds
 
 parse_duration = to_seconds  # Go-style durations ("5s", "1m30s") or plain seconds
 
+# JVM options for the driver and executors.  The validation's whole-stage generated code
+# has a method just over HotSpot's 8,000-bytecode limit for JIT compilation, so by default
+# it runs interpreted: compiling it anyway makes a batch's Spark job ~25% faster.
+JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
+
 
 @dataclass(frozen=True)
 class ProcessorConfig:

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from .batch import BatchProcessor
-from .config import ProcessorConfig
+from .config import JVM_OPTIONS, ProcessorConfig
 
 log = logging.getLogger("spjobs.processor")
 
@@ -46,6 +46,9 @@ def build_session(
         "spark.sql.sources.partitionOverwriteMode": "static",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "true",
     }
+    if master:  # this process starts the JVM (on Kubernetes the SparkApplication sets them)
+        conf["spark.driver.extraJavaOptions"] = JVM_OPTIONS
+        conf["spark.executor.extraJavaOptions"] = JVM_OPTIONS
     if jars:
         conf["spark.jars"] = ",".join(jars)
     conf.update(extra_conf or {})
