@@ -112,7 +112,7 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
     from pyspark.sql import functions as F
 
     from spjobs.processor.config import ProcessorConfig
-    from spjobs.processor.job import build_session, start_query
+    from spjobs.processor.job import CONSUMER_OPTIONS, build_session, start_query
 
     spark = build_session(
         "streampipeline-bench",
@@ -133,6 +133,8 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
             )
             if limit:
                 r = r.option("maxOffsetsPerTrigger", str(limit))
+            for k, v in CONSUMER_OPTIONS.items():  # the same consumer settings as the job
+                r = r.option(k, v)
             return r.load().select(
                 "topic",
                 "partition",

@@ -57,6 +57,14 @@ def build_session(
     return builder.getOrCreate()
 
 
+# Each micro-batch reads its partitions up to the log end, so the Kafka client's prefetch
+# then waits at the broker for data that is not there yet, for fetch.max.wait.ms (500 ms
+# by default), and the next batch's first fetch of that partition waits behind it.  A
+# short wait keeps a caught-up stream's batches short (measured: about 0.5 s less on the
+# last batch of a backlog).  cfg.kafka_options can still override it.
+CONSUMER_OPTIONS = {"kafka.fetch.max.wait.ms": "50"}
+
+
 def _kafka_source(
     spark: SparkSession, cfg: ProcessorConfig, topic: str, *, limit: int | None, fail_on_data_loss: bool
 ) -> DataFrame:
@@ -69,7 +77,7 @@ def _kafka_source(
     )
     if limit:
         reader = reader.option("maxOffsetsPerTrigger", str(limit))
-    for k, v in cfg.kafka_options.items():
+    for k, v in {**CONSUMER_OPTIONS, **cfg.kafka_options}.items():
         reader = reader.option(k, v)
     return reader.load().select(
         "topic",
