@@ -227,6 +227,8 @@ def test_spark_application(p):
         assert {"name": "data", "mountPath": "/data/streampipeline"} in part["volumeMounts"]
         config_mount = {"name": "config", "mountPath": "/etc/streampipeline", "readOnly": True}
         assert config_mount in part["volumeMounts"]
+        # the JVMs that run the validation JIT-compile its (large) generated method
+        assert part["javaOptions"] == "-XX:-DontCompileHugeMethods"
     assert spec["volumes"] == [
         {"name": "data", "persistentVolumeClaim": {"claimName": "payments-data"}},
         {"name": "config", "configMap": {"name": "payments-config"}},
