@@ -13,7 +13,6 @@ without Spark; the on-disk state deltas remain the source of truth (:mod:`.state
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
@@ -132,47 +131,70 @@ def _objects(col: pa.ChunkedArray) -> np.ndarray:
 
 
 class CustomerHistory:
-    """Every valid version of every customer in arrival order: (ts, partition, offset) sorted."""
+    """Every valid version of every customer, sorted by arrival (ts, partition, offset)."""
+
+    _COLUMNS = ("customer_id", "ts", "partition", "offset", "state", "city", "birth_year", "birth_md")
 
     def __init__(self) -> None:
-        self._versions: dict[str, list[tuple]] = {}
+        self._frame = pd.DataFrame({c: [] for c in self._COLUMNS})
+        self._earliest = self._frame.set_index("customer_id")
 
     def __len__(self) -> int:
-        return len(self._versions)
+        return len(self._earliest)
 
     def add(self, versions: pa.Table) -> None:
         """Add rows with :data:`VERSION_COLUMNS` (a state delta or this batch's customers)."""
-        births = versions["birth_date"].to_pylist()
-        rows = zip(
-            versions["customer_id"].to_pylist(),
-            micros(versions["kafka_timestamp"]).tolist(),
-            versions["kafka_partition"].to_pylist(),
-            versions["kafka_offset"].to_pylist(),
-            versions["state"].to_pylist(),
-            versions["city"].to_pylist(),
-            births,
+        birth = versions["birth_date"]
+        new = pd.DataFrame(
+            {
+                "customer_id": versions["customer_id"].to_numpy(),
+                "ts": micros(versions["kafka_timestamp"]),
+                "partition": versions["kafka_partition"].to_numpy(),
+                "offset": versions["kafka_offset"].to_numpy(),
+                "state": versions["state"].to_numpy(),
+                "city": versions["city"].to_numpy(),
+                "birth_year": pc.year(birth).to_numpy(),
+                "birth_md": pc.add(pc.multiply(pc.month(birth), 100), pc.day(birth)).to_numpy(),
+            }
         )
-        for cid, ts, part, off, state, city, birth in rows:
-            v = (ts, part, off, state, city, birth.year, birth.month * 100 + birth.day)
-            known = self._versions.setdefault(cid, [])
-            if not known or known[-1][:3] <= v[:3]:
-                known.append(v)
-            else:
-                bisect.insort(known, v)
+        frame = pd.concat([self._frame, new], ignore_index=True) if len(self._frame) else new
+        self._frame = frame.sort_values(["ts", "partition", "offset"], kind="stable", ignore_index=True)
+        self._earliest = self._frame.drop_duplicates("customer_id", keep="first").set_index("customer_id")
 
-    def as_of(self, customer_id: str, ts_us: int) -> tuple | None:
-        """The latest version that arrived no later than ``ts_us``, else the earliest one.
+    def lookup(self, customer_ids: np.ndarray, ts_us: np.ndarray) -> pd.DataFrame:
+        """For each (customer, time): the latest version that arrived no later, else the earliest.
 
         The generator acknowledges a customer before it references it, so the first case
-        is the rule; the second covers a record whose version was re-sent later.
+        is the rule; the second covers a record whose version was re-sent later.  Returns
+        one row per input, in input order, with ``found`` false for an unknown customer.
         """
-        known = self._versions.get(customer_id)
-        if not known:
-            return None
-        i = len(known)
-        while i and known[i - 1][0] > ts_us:
-            i -= 1
-        return known[i - 1] if i else known[0]
+        n = len(customer_ids)
+        left = pd.DataFrame({"customer_id": customer_ids, "ts": ts_us, "_pos": np.arange(n)})
+        if not len(self._frame) or not n:
+            return left.assign(found=False, state=None, city=None, birth_year=0, birth_md=0)
+        right = self._frame[["customer_id", "ts", "state", "city", "birth_year", "birth_md"]].assign(
+            found=True
+        )
+        # Ties on ts: merge_asof takes the last matching row, i.e. the latest (partition, offset).
+        m = pd.merge_asof(
+            left.sort_values("ts", kind="stable"), right, on="ts", by="customer_id", direction="backward"
+        ).sort_values("_pos", ignore_index=True)
+        hit = m["found"].notna().to_numpy()
+        miss = np.flatnonzero(~hit)
+        early = self._earliest.reindex(m["customer_id"].to_numpy()[miss])
+        for c in ("state", "city", "birth_year", "birth_md"):
+            values = m[c].to_numpy(dtype=object)
+            values[miss] = early[c].to_numpy(dtype=object)
+            m[c] = values
+        found = hit.copy()
+        found[miss] = early["ts"].notna().to_numpy()
+        m["found"] = found
+        return m
+
+    def as_of(self, customer_id: str, ts_us: int) -> tuple | None:
+        """One lookup: (state, city, birth_year, birth_md), or None for an unknown customer."""
+        r = self.lookup(np.array([customer_id], dtype=object), np.array([ts_us], dtype=np.int64)).iloc[0]
+        return (r["state"], r["city"], int(r["birth_year"]), int(r["birth_md"])) if r["found"] else None
 
 
 _CUSTOMER_ONLY = ("name", "email", "birth_date", "state", "signup_time", "updated_at")
@@ -221,9 +243,11 @@ def customer_rows(customers: pa.Table) -> pa.Table:
     )
 
 
-def age_band(age: int, bands: Sequence[int], labels: Sequence[str]) -> str:
-    """Under the first cut-off is the first band, and so on; at or over the last is the last."""
-    return labels[bisect.bisect_right(bands, age)]
+def age_bands(ages: np.ndarray, bands: Sequence[int]) -> np.ndarray:
+    """Band label per age: under the first cut-off is the first band, and so on; at or over
+    the last cut-off is the last band (labels from :func:`contract.age_band_labels`)."""
+    labels = np.array(C.age_band_labels(list(bands)), dtype=object)
+    return labels[np.searchsorted(np.asarray(bands), ages, side="right")]
 
 
 def settle_transactions(
@@ -263,32 +287,33 @@ def settle_transactions(
             )
         )
     ]
+    ids = tid[arrival]
+    repeated = pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
+    earlier = np.fromiter((t in seen_ids for t in ids), dtype=bool, count=len(ids))
+    dup = repeated | earlier
+    reason[arrival[dup]] = C.REASON_DUPLICATE_TRANSACTION_ID
+    detail[arrival[dup]] = [f"transaction_id already received: {t}" for t in ids[dup]]
     taken = np.zeros(n, dtype=bool)
-    first: set[str] = set()
-    for i in arrival.tolist():
-        t = tid[i]
-        if t in first or t in seen_ids:
-            reason[i] = C.REASON_DUPLICATE_TRANSACTION_ID
-            detail[i] = f"transaction_id already received: {t}"
-        else:
-            first.add(t)
-            taken[i] = True
+    taken[arrival[~dup]] = True
 
     state = np.full(n, None, dtype=object)
     city = np.full(n, None, dtype=object)
     band = np.full(n, None, dtype=object)
     age = np.zeros(n, dtype=np.int32)
-    year = txns["year"].to_numpy(zero_copy_only=False)
-    month_day = txns["month_day"].to_numpy(zero_copy_only=False)
-    labels = C.age_band_labels(list(bands))
-    for i in np.flatnonzero(taken).tolist():
-        v = history.as_of(cid[i], int(ts[i]))
-        if v is None:
-            reason[i] = C.REASON_UNKNOWN_CUSTOMER
-            detail[i] = f"no valid customer with id {cid[i]}"
-            continue
-        a = int(year[i]) - v[5] - (1 if month_day[i] < v[6] else 0)
-        state[i], city[i], age[i], band[i] = v[3], v[4], a, age_band(a, bands, labels)
+    rows = np.flatnonzero(taken)
+    found = history.lookup(cid[rows], ts[rows])
+    known = found["found"].to_numpy(dtype=bool)
+    unknown = rows[~known]
+    reason[unknown] = C.REASON_UNKNOWN_CUSTOMER
+    detail[unknown] = [f"no valid customer with id {c}" for c in cid[unknown]]
+    rows, found = rows[known], found[known]
+    year = txns["year"].to_numpy(zero_copy_only=False)[rows].astype(np.int64)
+    month_day = txns["month_day"].to_numpy(zero_copy_only=False)[rows].astype(np.int64)
+    years = year - found["birth_year"].to_numpy(dtype=np.int64)
+    age[rows] = years - (month_day < found["birth_md"].to_numpy(dtype=np.int64))
+    state[rows] = found["state"].to_numpy()
+    city[rows] = found["city"].to_numpy()
+    band[rows] = age_bands(age[rows], bands)
 
     valid = pd.isna(reason)
     late = np.zeros(n, dtype=bool)
