@@ -116,7 +116,11 @@ class ProgressLogger(StreamingQueryListener):
         pass
 
 
-def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
+def start_query(
+    spark: SparkSession, cfg: ProcessorConfig, processor: BatchProcessor | None = None
+) -> StreamingQuery:
+    """Start the query; pass the previous ``processor`` when restarting in this process, so
+    its in-memory history and prebuilt expressions carry over (both check they are valid)."""
     txns = _kafka_source(
         spark, cfg, cfg.transactions_topic, limit=cfg.max_offsets_per_trigger, fail_on_data_loss=True
     )
@@ -125,7 +129,7 @@ def start_query(spark: SparkSession, cfg: ProcessorConfig) -> StreamingQuery:
     writer = (
         txns.unionByName(customers)
         .writeStream.queryName("streampipeline")
-        .foreachBatch(BatchProcessor(cfg))
+        .foreachBatch(processor or BatchProcessor(cfg))
         .option("checkpointLocation", str(cfg.checkpoint_root / "spark"))
     )
     if cfg.available_now:
@@ -155,8 +159,9 @@ def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> Non
         signal.signal(sig, _on_signal)
     spark.streams.addListener(ProgressLogger())
     restarts = 0
+    processor = BatchProcessor(cfg)
     while True:
-        query = start_query(spark, cfg)
+        query = start_query(spark, cfg, processor)
         log.info(json.dumps({"event": "started", "query_id": str(query.id), "sink": cfg.sink_path}))
         while not stop.is_set() and query.isActive:
             stop.wait(0.5)
