@@ -51,6 +51,11 @@ def raw(spark, topic, values, start=0, ts=T0):
     return spark.createDataFrame(rows, RAW_SCHEMA)
 
 
+def check(spark, topic, values):
+    """The job's own validation (BatchChecker) over records of one topic."""
+    return X.checked_batch(raw(spark, topic, values), "customers", "transactions")
+
+
 def reasons(df):
     return [r["reason"] for r in df.orderBy("offset").select("reason").collect()]
 
@@ -76,17 +81,16 @@ def reasons(df):
     ],
 )
 def test_validate_transactions(spark, value, reason):
-    out = X.validate_transactions(raw(spark, "transactions", [value]))
-    row = out.collect()[0]
+    row = check(spark, "transactions", [value]).collect()[0]
     assert row["reason"] == reason
     if reason is None:
-        assert str(row["amount_d"]) == json.loads(value)["amount"]
+        assert str(row["amount"]) == json.loads(value)["amount"]
     else:
         assert row["detail"], "a rejected record says why"
 
 
 def test_validate_reports_the_missing_field_by_name(spark):
-    row = X.validate_transactions(raw(spark, "transactions", [txn(city=...)])).collect()[0]
+    row = check(spark, "transactions", [txn(city=...)]).collect()[0]
     assert row["detail"] == "missing required field 'city'"
 
 
@@ -102,7 +106,7 @@ def test_validate_reports_the_missing_field_by_name(spark):
     ],
 )
 def test_validate_customers(spark, value, reason):
-    assert reasons(X.validate_customers(raw(spark, "customers", [value]))) == [reason]
+    assert reasons(check(spark, "customers", [value])) == [reason]
 
 
 def test_checked_batch_judges_each_record_by_its_topic_and_hands_over_the_agreed_schema(spark):

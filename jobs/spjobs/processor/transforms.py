@@ -37,34 +37,17 @@ def _json_schema(fields: Sequence[str]) -> T.StructType:
     )
 
 
-def _project(df: DataFrame, new: dict[str, Column], drop: Sequence[str] = ()) -> DataFrame:
-    """Replace/add columns and drop others in ONE projection.
-
-    Each ``withColumn`` re-analyses the whole plan from Python; a micro-batch builds its
-    plan anew every time, so chains of them cost seconds per batch on a small machine.
-    The expressions in ``new`` may only refer to columns that already exist in ``df``.
-    """
-    keep = [F.col(c) if c not in new else new[c].alias(c) for c in df.columns if c not in drop]
-    return df.select(*keep, *[v.alias(k) for k, v in new.items() if k not in df.columns])
-
-
 def _blank(col: Column) -> Column:
     return col.isNull() | (F.trim(col) == "")
 
 
-def _first_missing(fields: Sequence[str], col: Callable[[str], Column] = F.col) -> Column:
+def _first_missing(fields: Sequence[str], col: Callable[[str], Column]) -> Column:
     """Name of the first required field that is absent, null or blank (else null)."""
     return F.coalesce(*[F.when(_blank(col(f)), F.lit(f)) for f in fields])
 
 
 def _from_json(schema: T.StructType) -> Column:
     return F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
-
-
-def _parse(raw: DataFrame, schema: T.StructType) -> DataFrame:
-    parsed = raw.withColumn("_j", _from_json(schema))
-    fields = [f.name for f in schema.fields]
-    return parsed.select(*RAW_COLUMNS, *[F.col(f"_j.{f}").alias(f) for f in fields])
 
 
 def _not_an_object(fields: Sequence[str]) -> Column:
@@ -79,16 +62,6 @@ def _ts(col: Column) -> Column:
 
 def _date(col: Column) -> Column:
     return F.when(col.rlike(_DATE_RE), F.try_to_timestamp(col, F.lit("yyyy-MM-dd")).cast("date"))
-
-
-def _classify(checks: list[tuple[Column, str, Column]]) -> tuple[Column, Column]:
-    """(reason, detail) of the first failing check, null when all pass."""
-    reason = F.lit(None).cast("string")
-    detail = F.lit(None).cast("string")
-    for cond, code, msg in reversed(checks):
-        reason = F.when(cond, F.lit(code)).otherwise(reason)
-        detail = F.when(cond, msg).otherwise(detail)
-    return reason, detail
 
 
 @dataclass(frozen=True)
@@ -117,9 +90,6 @@ class Rules:
         ]
         return common + self.checks
 
-    def reason_detail(self) -> tuple[Column, Column]:
-        return _classify(self.all_checks())
-
 
 def _first_failing(checks: list[tuple[Column, str, Column]], base: int) -> Column:
     """``base + i`` for the first failing check i, null when all pass (conditions evaluated once)."""
@@ -129,7 +99,7 @@ def _first_failing(checks: list[tuple[Column, str, Column]], base: int) -> Colum
     return index
 
 
-def customer_rules(col: Callable[[str], Column] = F.col) -> Rules:
+def customer_rules(col: Callable[[str], Column]) -> Rules:
     """``col`` resolves a payload field for the typed columns (the checks use plain names)."""
     return Rules(
         C.CUSTOMER_FIELDS,
@@ -160,7 +130,7 @@ def customer_rules(col: Callable[[str], Column] = F.col) -> Rules:
     )
 
 
-def transaction_rules(col: Callable[[str], Column] = F.col) -> Rules:
+def transaction_rules(col: Callable[[str], Column]) -> Rules:
     """``col`` resolves a payload field for the typed columns (the checks use plain names)."""
     amount = F.trim(col("amount"))
     return Rules(
@@ -199,24 +169,6 @@ def transaction_rules(col: Callable[[str], Column] = F.col) -> Rules:
         ],
         "_missing_transaction",
     )
-
-
-def _validate(raw: DataFrame, rules: Rules) -> DataFrame:
-    """Parse, add the typed columns, and set ``reason``/``detail`` from the first failing check."""
-    parsed = _parse(raw, _json_schema(rules.fields))
-    df = _project(parsed, {rules.missing: _first_missing(rules.required), **rules.typed})
-    reason, detail = rules.reason_detail()
-    return _project(df, {"reason": reason, "detail": detail}, drop=(rules.missing,))
-
-
-def validate_customers(raw: DataFrame) -> DataFrame:
-    """Parse customer records; adds ``reason``/``detail`` (null when valid) and typed columns."""
-    return _validate(raw, customer_rules())
-
-
-def validate_transactions(raw: DataFrame) -> DataFrame:
-    """Parse transaction records; adds ``reason``/``detail`` (null when valid) and typed columns."""
-    return _validate(raw, transaction_rules())
 
 
 class BatchChecker:
