@@ -19,14 +19,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
 from .. import contract as C
 from . import stateful as S
 from . import transforms as X
 from .config import ProcessorConfig
-from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file
+from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file, write_part
 
 log = logging.getLogger("spjobs.processor")
 
@@ -134,18 +133,18 @@ class BatchProcessor:
                 self._stage_partitioned(batch_id, transactions)
                 datasets.append(C.OUT_TRANSACTIONS)
             if new_versions.num_rows:
-                _write(new_versions, self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS))
+                write_part(new_versions, self.publisher.stage_dir(batch_id, C.OUT_CUSTOMERS))
                 datasets.append(C.OUT_CUSTOMERS)
                 self.customers_state.write(batch_id, new_versions)
             if quarantine.num_rows:
-                _write(quarantine, self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE))
+                write_part(quarantine, self.publisher.stage_dir(batch_id, C.OUT_QUARANTINE))
                 datasets.append(C.OUT_QUARANTINE)
             if new_ids.num_rows:
                 self.txids_state.write(batch_id, new_ids)
             aggregates = self._aggregates(batch_id, deltas)
             phases.mark("write")
 
-            self._count(batch.customers, settled, transactions, counters)
+            self._count(batch.customers, settled, transactions, new_versions.num_rows, counters)
             snap = self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
             self.publisher.publish(batch_id, datasets)
             for name in aggregates:
@@ -165,10 +164,15 @@ class BatchProcessor:
         data = transactions.drop_columns(["year", "month"])
         for y, m in zip(periods["year"].to_pylist(), periods["month"].to_pylist()):
             mask = pc.and_(pc.equal(transactions["year"], y), pc.equal(transactions["month"], m))
-            _write(data.filter(mask), stage / f"year={y}" / f"month={m}")
+            write_part(data.filter(mask), stage / f"year={y}" / f"month={m}")
 
     def _count(
-        self, customers: pa.Table, settled: pa.Table, transactions: pa.Table, counters: Counters
+        self,
+        customers: pa.Table,
+        settled: pa.Table,
+        transactions: pa.Table,
+        n_customers: int,
+        counters: Counters,
     ) -> None:
         """Cumulative input/offsets/written/quarantined figures, and the event-time watermark."""
         counters.batches += 1
@@ -194,8 +198,7 @@ class BatchProcessor:
             counters.max_event_time_ms = max(counters.max_event_time_ms, ev_ms)
             counters.late += pc.sum(transactions["is_late"]).as_py() or 0
         counters.add(counters.written, C.OUT_TRANSACTIONS, transactions.num_rows)
-        n_cust = pc.sum(pc.is_null(customers["reason"])).as_py() if customers.num_rows else 0
-        counters.add(counters.written, C.OUT_CUSTOMERS, n_cust or 0)
+        counters.add(counters.written, C.OUT_CUSTOMERS, n_customers)
         counters.written[C.OUT_QUARANTINE] = sum(counters.quarantined.values())
 
     def _aggregates(self, batch_id: int, deltas: dict[str, pd.DataFrame]) -> dict[str, pa.Table]:
@@ -254,7 +257,6 @@ class History:
             self._customers = S.CustomerHistory()
             for t in self._customers_table.read_before(batch_id):
                 self._customers.add(t.select(list(S.VERSION_COLUMNS)))
-            self._upto = batch_id
         self._upto = -1  # in use: valid again only once advance() says the batch committed
         return self._ids, self._customers
 
@@ -265,11 +267,6 @@ class History:
 
     def drop(self) -> None:
         self._upto = -1
-
-
-def _write(table: pa.Table, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, directory / "part-00000.parquet", compression="zstd")
 
 
 def _aggregate_table(df: pd.DataFrame, keys: tuple[str, ...]) -> pa.Table:

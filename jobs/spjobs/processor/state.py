@@ -33,6 +33,12 @@ def _batch_of(name: str) -> int:
     return int(name.rsplit("-", 1)[1].split(".")[0])
 
 
+def write_part(table: pa.Table, directory: Path) -> None:
+    """One Parquet file in ``directory`` (named as Spark names its parts)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, directory / "part-00000.parquet", compression="zstd")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -80,8 +86,7 @@ class DeltaTable:
         """Write batch ``batch_id``'s delta; it counts only once ``_SUCCESS`` exists."""
         target = self.delta_path(batch_id)
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        pq.write_table(table, target / "part-00000.parquet", compression="zstd")
+        write_part(table, target)
         (target / "_SUCCESS").touch()
 
     def read_before(self, batch_id: int) -> list[pa.Table]:
@@ -97,9 +102,8 @@ class DeltaTable:
         if not (target / "_SUCCESS").exists():
             tmp = target.with_name(target.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
             tables = [pq.read_table(p) for p in paths]
-            pq.write_table(pa.concat_tables(tables, promote_options="permissive"), tmp / "part-00000.parquet")
+            write_part(pa.concat_tables(tables, promote_options="permissive"), tmp)
             (tmp / "_SUCCESS").touch()
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
