@@ -4,6 +4,8 @@ Order matters for exactly-once (see :mod:`.state`): undo any earlier attempt of 
 batch id, compute from state < batch id, stage, snapshot, publish, report progress.
 One Spark job per batch (consume, parse, validate, collect as Arrow); the rest is
 driver-side Arrow work whose cost is milliseconds (see :mod:`.stateful` for why).
+The parsing and checks are part of the streaming query's own plan
+(:func:`.job.start_query`), so each batch arrives here already checked.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from pyspark.sql import DataFrame
 
 from .. import contract as C
 from . import stateful as S
-from . import transforms as X
 from .config import ProcessorConfig
 from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file, write_part
 
@@ -70,8 +71,8 @@ class BatchProcessor:
     """Callable given to ``DataStreamWriter.foreachBatch``.
 
     Spark consumes, parses and validates the batch and hands it over as Arrow in one job
-    (:func:`.transforms.checked_batch`); the driver settles what needs history
-    (:mod:`.stateful`) and writes every output with pyarrow.
+    (the query applies :class:`.transforms.BatchChecker`); the driver settles what needs
+    history (:mod:`.stateful`) and writes every output with pyarrow.
     """
 
     def __init__(self, cfg: ProcessorConfig) -> None:
@@ -84,12 +85,11 @@ class BatchProcessor:
         self.publisher = Publisher(self.sink, work)
         self.progress_file = work / "progress.json"
         self.history = History(self.txids_state, self.customers_state)
-        self.checker: X.BatchChecker | None = None  # built on the first batch (needs the session)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
 
     # -- the foreachBatch entry point ---------------------------------------------------
-    def __call__(self, raw: DataFrame, batch_id: int) -> None:
+    def __call__(self, checked: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         phases = _Phases()
         self.publisher.undo(batch_id)
@@ -102,10 +102,6 @@ class BatchProcessor:
         counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
         phases.mark("recover")
 
-        if self.checker is None:
-            self.checker = X.BatchChecker(self.cfg.customers_topic, self.cfg.transactions_topic)
-        checked = self.checker(raw)
-        phases.mark("plan")
         batch = S.split(checked.toArrow(), self.cfg.customers_topic, self.cfg.transactions_topic)
         phases.mark("spark")
         self._process(batch_id, batch, counters, phases)
