@@ -118,7 +118,7 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
         "streampipeline-bench",
         master="local[2]",
         jars=[str(j) for j in spark_kafka_jars()],
-        extra_conf={"spark.ui.enabled": "false"},
+        extra_conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
     )
     spark.sparkContext.setLogLevel("ERROR")
     results: dict[str, Any] = {"events": events, "max_offsets_per_trigger": batch}
@@ -170,7 +170,9 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
         start_query(spark, cfg).awaitTermination()
         return time.perf_counter() - t0
 
-    warm = _fill_topics(kafka, "warm", min(events, 20_000), 500)
+    # The same warm-up for both, two full batches each: "sustained" is the steady state,
+    # after the JIT has compiled each query's generated code for batches of this size.
+    warm = _fill_topics(kafka, "warm", min(events, 2 * batch), 2000)
     total_warm = warm.customers + (warm.records or 0)
     copy_job("warm", workdir / "copy-warm")
     our_job("warm", workdir / "ours-warm")
