@@ -329,6 +329,7 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "serviceAccount": settings.spark_service_account,
             "labels": labels,
             "volumeMounts": mounts,
+            **({"memoryOverhead": proc.driver.memory_overhead} if proc.driver.memory_overhead else {}),
         },
         "executor": {
             "instances": proc.executor.instances,

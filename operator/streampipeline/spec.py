@@ -1105,6 +1105,12 @@ class DriverSpec:
 
     cores: int = spec_field(Int(1, 64), "Driver cores (`spark.driver.cores`).", default=1)
     memory: str = spec_field(SparkMemory(), "Driver heap (`spark.driver.memory`).", default="1g")
+    memory_overhead: str | None = spec_field(
+        SparkMemory(minimum="1m"),
+        "Driver memory outside the JVM heap (`spark.driver.memoryOverhead`): the Python process, "
+        "which holds the deduplication window's ids and each batch. Unset: Spark's default "
+        "(for Python jobs on Kubernetes 40% of `memory`, at least 384 MiB).",
+    )
 
 
 @dataclass(frozen=True)
@@ -1126,6 +1132,14 @@ class ProcessingSpec:
         "Event-time lateness bound: transactions older than the latest event time minus this are "
         "flagged is_late (they are still written and aggregated).",
         default="30s",
+    )
+    deduplication_window: str = spec_field(
+        Duration(minimum="1s"),
+        "How long a transaction id is remembered, in Kafka time: a record whose id was "
+        "accepted less than this before it is quarantined as duplicate_transaction_id; older "
+        "ids are forgotten (up to 1/16 later), which bounds the job's state. Each remembered "
+        "id costs about 130 bytes of driver memory: ratePerSecond x replicas x window.",
+        default="1h",
     )
     max_offsets_per_trigger: int = spec_field(
         Int(minimum=1),

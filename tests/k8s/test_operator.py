@@ -245,7 +245,14 @@ def test_drift_is_corrected(pipeline, cp, kget):
 def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     old = kget("sparkapplication", "payments-processor")
     cp.kubectl(
-        "patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", '{"spec":{"processing":{"trigger":"3s"}}}'
+        "patch",
+        "sp",
+        NAME,
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        '{"spec":{"processing":{"trigger":"3s","driver":{"memoryOverhead":"1536m"}}}}',
     )
     new = wait_for(
         lambda: (app := kget("sparkapplication", "payments-processor"))
@@ -256,6 +263,7 @@ def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     )
     hash_key = render.SPEC_HASH_ANNOTATION
     assert new["metadata"]["annotations"][hash_key] != old["metadata"]["annotations"][hash_key]
+    assert new["spec"]["driver"]["memoryOverhead"] == "1536m"  # accepted by spark-operator's CRD
     assert (
         json.loads(kget("configmap", "payments-config")["data"]["pipeline.json"])["processing"]["trigger"]
         == "3s"

@@ -79,6 +79,13 @@ CASES = [
     ("age-bands-descending", "spec/processing/ageBands", [60, 30], "spec.processing.ageBands"),
     ("age-bands-empty", "spec/processing/ageBands", [], "spec.processing.ageBands"),
     ("driver-memory-small", "spec/processing/driver/memory", "256m", "spec.processing.driver.memory"),
+    (
+        "overhead-k8s-unit",
+        "spec/processing/driver/memoryOverhead",
+        "1Gi",
+        "spec.processing.driver.memoryOverhead",
+    ),
+    ("dedup-window", "spec/processing/deduplicationWindow", "1 hour", "spec.processing.deduplicationWindow"),
     ("executor-memory-k8s-unit", "spec/processing/executor/memory", "1Gi", "spec.processing.executor.memory"),
     ("executor-instances", "spec/processing/executor/instances", 0, "spec.processing.executor.instances"),
     ("sink-relative", "spec/sink/path", "data/out", "spec.sink.path"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from spjobs.processor.config import ProcessorConfig
 from streampipeline import render
 from streampipeline.controller.status import Observed, compute_status, failed_status
 from streampipeline.settings import Settings
@@ -220,6 +221,7 @@ def test_spark_application(p):
     assert spec["sparkConf"]["spark.sql.streaming.stopGracefullyOnShutdown"] == "true"
     driver, executor = spec["driver"], spec["executor"]
     assert driver["cores"] == 1 and driver["memory"] == "1g"
+    assert "memoryOverhead" not in driver  # unset: Spark's default
     assert driver["serviceAccount"] == "streampipeline-spark"
     assert driver["labels"]["app.kubernetes.io/component"] == "processor"
     assert executor["instances"] == 1 and executor["cores"] == 1 and executor["memory"] == "1g"
@@ -234,6 +236,17 @@ def test_spark_application(p):
         {"name": "config", "configMap": {"name": "payments-config"}},
     ]
     assert len(app["metadata"]["annotations"][render.SPEC_HASH_ANNOTATION]) == 16
+
+
+def test_driver_memory_overhead_and_dedup_window_reach_the_job():
+    sized = load_manifest(
+        _manifest(processing__driver__memoryOverhead="2g", processing__deduplicationWindow="6h")
+    )
+    app = render.spark_application(sized, SETTINGS)
+    assert app["spec"]["driver"]["memoryOverhead"] == "2g"
+    assert "memoryOverhead" not in app["spec"]["executor"]
+    config = json.loads(render.configmap(sized)["data"][render.CONFIG_KEY])
+    assert ProcessorConfig.from_job_config(config).dedup_window_seconds == 6 * 3600
 
 
 def test_settings_from_env_reach_the_objects(p):

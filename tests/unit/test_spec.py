@@ -101,7 +101,8 @@ def test_defaults_of_a_minimal_manifest():
         100_000,
         (30, 60),
     )
-    assert (pr.driver.cores, pr.driver.memory) == (1, "1g")
+    assert pr.deduplication_window == "1h"
+    assert (pr.driver.cores, pr.driver.memory, pr.driver.memory_overhead) == (1, "1g", None)
     assert (pr.executor.instances, pr.executor.cores, pr.executor.memory) == (1, 1, "1g")
     assert (s.sink.path, s.sink.volume.size, s.sink.retain_on_delete) == (
         "/data/streampipeline",
@@ -287,9 +288,10 @@ def test_job_config_shape():
         "processing": {
             "trigger": "2s",
             "watermark": "30s",
+            "deduplicationWindow": "1h",
             "maxOffsetsPerTrigger": 100_000,
             "ageBands": [30, 60],
-            "driver": {"cores": 1, "memory": "1g"},
+            "driver": {"cores": 1, "memory": "1g", "memoryOverhead": None},
             "executor": {"instances": 1, "cores": 1, "memory": "1g"},
         },
         "sink": {
@@ -408,6 +410,10 @@ CASES: list[tuple[str, Any, str, str]] = [
      "spec.generator.locale", "got boolean false (YAML reads unquoted yes/no"),
     ("bad-duration", manifest(**{"spec/processing/watermark": "30 seconds"}),
      "spec.processing.watermark", "must be a duration such as '250ms'"),
+    ("dedup-window-too-short", manifest(**{"spec/processing/deduplicationWindow": "500ms"}),
+     "spec.processing.deduplicationWindow", "must be at least 1s, got '500ms'"),
+    ("overhead-without-unit", manifest(**{"spec/processing/driver/memoryOverhead": 512}),
+     "spec.processing.driver.memoryOverhead", "got integer 512"),
     ("duration-without-unit", manifest(**{"spec/generator/maxLateness": 5}),
      "spec.generator.maxLateness", "add a unit, e.g. '5s'"),
     ("negative-duration", manifest(**{"spec/generator/maxLateness": "-5s"}),

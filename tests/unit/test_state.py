@@ -82,3 +82,11 @@ def test_delta_table_write_read_and_compact(tmp_path):
     assert [p.rsplit("/", 1)[1] for p in t.paths_before(4)] == ["base-0000000002", "delta-0000000003"]
     ids = sorted(i for x in t.read_before(4) for i in x["transaction_id"].to_pylist())
     assert ids == sorted(f"T{b}{s}" for b in range(4) for s in "ab")
+
+
+def test_compaction_keeps_only_what_the_filter_keeps(tmp_path):
+    t = DeltaTable(tmp_path / "ids")
+    for b in range(3):
+        t.write(b, pa.table({"transaction_id": [f"T{b}"], "n": [b]}))
+    t.compact(2, keep=lambda tbl: tbl.filter(pa.compute.greater_equal(tbl["n"], 1)))
+    assert [i for x in t.read_before(3) for i in x["transaction_id"].to_pylist()] == ["T1", "T2"]

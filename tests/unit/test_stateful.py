@@ -243,3 +243,94 @@ def test_split_keeps_each_record_type_to_its_own_columns():
     assert (parts.customers.num_rows, parts.transactions.num_rows) == (1, 1)
     assert "transaction_id" not in parts.customers.column_names
     assert "name" not in parts.transactions.column_names and "city" in parts.transactions.column_names
+
+
+# -- the deduplication window -------------------------------------------------------------
+HOUR_US = 3_600_000_000
+
+
+def ids_delta(*rows: tuple[str, datetime]) -> pa.Table:
+    return pa.table(
+        {"transaction_id": [r[0] for r in rows], "kafka_timestamp": pa.array([r[1] for r in rows], S.TS)}
+    )
+
+
+def us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+def test_accepted_ids_are_forgotten_once_older_than_the_window():
+    ids = S.AcceptedIds(HOUR_US)
+    ids.add(ids_delta(("T1", at(8)), ("T2", at(9, 30)), ("T3", at(10))))
+    assert ids.forget_before(us(at(9))) == 1  # T1 is more than an hour older than 10:00
+    assert ("T1" in ids, "T2" in ids, "T3" in ids, len(ids)) == (False, True, True, 2)
+    assert ids.forget_before(us(at(9, 45))) == 1
+    assert ("T2" in ids, "T3" in ids) == (False, True)
+
+
+def test_window_is_kept_at_least_and_at_most_one_sixteenth_longer():
+    ids = S.AcceptedIds(HOUR_US)
+    ids.add(ids_delta(("T1", at(9))))
+    ids.forget_before(us(at(9)))  # the cut-off equal to its time: kept
+    assert "T1" in ids
+    ids.forget_before(us(at(9)) + HOUR_US // 16 - 1)  # still in the cut-off's bucket or later
+    ids.forget_before(us(at(9)) + HOUR_US // 16 + HOUR_US // 16)  # two buckets on: gone
+    assert "T1" not in ids
+
+
+def test_without_a_window_every_id_is_kept():
+    ids = S.AcceptedIds(None)
+    ids.add(ids_delta(("T1", at(1))))
+    assert ids.forget_before(us(at(23))) == 0 and "T1" in ids
+    assert ids.kept(ids_delta(("T1", at(1))), us(at(23))).num_rows == 1
+
+
+def test_rebuilt_index_equals_the_one_kept_in_memory():
+    """Batches with interleaved Kafka times, a cut-off that advances, and an id accepted
+    again once forgotten: rebuilding from all deltas at any batch gives the same index."""
+    rng = np.random.default_rng(7)
+    memory = S.AcceptedIds(HOUR_US)
+    deltas: list[pa.Table] = []
+    accepted_before: set[str] = set()
+    reaccepted = 0
+    for batch in range(40):
+        cutoff = us(at(0)) + batch * HOUR_US // 8 - HOUR_US
+        memory.forget_before(cutoff)
+        fresh = S.AcceptedIds.rebuilt(HOUR_US, deltas, cutoff)
+        assert fresh._ids == memory._ids, batch
+        assert fresh._buckets == memory._buckets, batch
+        times = us(at(0)) + batch * HOUR_US // 8 - rng.integers(0, 2 * HOUR_US, size=5)
+        candidates = [f"T{i}" for i in rng.integers(0, 60, size=5)]
+        new = [(t, datetime.fromtimestamp(int(ts) / 1e6, timezone.utc)) for t, ts in zip(candidates, times)]
+        new = [r for r in dict(new).items() if r[0] not in memory]  # what a batch would accept
+        if new:
+            reaccepted += sum(t in accepted_before for t, _ in new)
+            accepted_before.update(t for t, _ in new)
+            delta = ids_delta(*new)
+            deltas.append(delta)
+            memory.add(delta)
+            # compaction drops from disk exactly what the index forgot
+            assert {*memory.kept(delta, cutoff)["transaction_id"].to_pylist()} <= memory._ids
+    assert reaccepted > 0  # the case that needs rebuilt() to skip forgotten rows
+
+
+def test_a_delta_without_times_is_forgotten_by_a_windowed_index():
+    ids = S.AcceptedIds.rebuilt(HOUR_US, [pa.table({"transaction_id": ["T1"]})], us(at(0)))
+    assert "T1" not in ids and len(ids) == 0
+
+
+def test_a_repeat_after_the_window_is_accepted_again():
+    ids = S.AcceptedIds(HOUR_US)
+    ids.add(ids_delta(("T1", at(8))))
+    ids.forget_before(us(at(10)) - HOUR_US)
+    out = S.settle_transactions(
+        checked(txn("T1", kafka_timestamp=at(10)), txn("T2", kafka_timestamp=at(10))),
+        ids,
+        history(PE),
+        C.DEFAULT_AGE_BANDS,
+    )
+    assert out["reason"].to_pylist() == [None, None]
+    ids.add(S.taken_ids(out))
+    assert S.taken_ids(out).column_names == ["transaction_id", "kafka_timestamp"]
+    repeat = S.settle_transactions(checked(txn("T1", kafka_timestamp=at(10, 30))), ids, history(PE), (30, 60))
+    assert repeat["reason"].to_pylist() == [C.REASON_DUPLICATE_TRANSACTION_ID]

@@ -45,6 +45,7 @@ class Counters:
     max_kafka_timestamp_ms: int = 0
     max_event_time_ms: int = 0  # of valid transactions: drives the lateness watermark
     late: int = 0  # valid transactions flagged is_late
+    remembered_ids: int = 0  # transaction ids in the deduplication window (a gauge, not a sum)
 
     @classmethod
     def from_doc(cls, doc: dict) -> Counters:
@@ -84,7 +85,8 @@ class BatchProcessor:
         self.snapshots = Snapshots(work / "state" / "snapshots")
         self.publisher = Publisher(self.sink, work)
         self.progress_file = work / "progress.json"
-        self.history = History(self.txids_state, self.customers_state)
+        window_us = int(cfg.dedup_window_seconds * 1_000_000)
+        self.history = History(self.txids_state, self.customers_state, window_us)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
 
@@ -96,19 +98,27 @@ class BatchProcessor:
         self.customers_state.discard(batch_id)
         self.txids_state.discard(batch_id)
         self.snapshots.discard(batch_id)
+        counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
+        cutoff_us = self._dedup_cutoff_us(counters)
         if batch_id > 0 and batch_id % self.cfg.compact_every == 0:
             self.customers_state.compact(batch_id - 1)
-            self.txids_state.compact(batch_id - 1)
-        counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
+            self.txids_state.compact(batch_id - 1, keep=lambda t: self.history.ids.kept(t, cutoff_us))
         phases.mark("recover")
 
         batch = S.split(checked.toArrow(), self.cfg.customers_topic, self.cfg.transactions_topic)
         phases.mark("spark")
-        self._process(batch_id, batch, counters, phases)
+        self._process(batch_id, batch, counters, cutoff_us, phases)
         self._report(batch_id, counters, time.monotonic() - started, phases.seconds)
 
-    def _process(self, batch_id: int, batch: S.Split, counters: Counters, phases: _Phases) -> None:
-        ids, customers = self.history.before(batch_id)
+    def _dedup_cutoff_us(self, counters: Counters) -> int:
+        """Ids accepted before this Kafka time are forgotten (the deduplication window is
+        measured back from the latest record seen before this batch)."""
+        return counters.max_kafka_timestamp_ms * 1000 - int(self.cfg.dedup_window_seconds * 1_000_000)
+
+    def _process(
+        self, batch_id: int, batch: S.Split, counters: Counters, cutoff_us: int, phases: _Phases
+    ) -> None:
+        ids, customers = self.history.before(batch_id, cutoff_us)
         try:
             new_versions = S.customer_rows(batch.customers)
             customers.add(new_versions.select(list(S.VERSION_COLUMNS)))
@@ -148,6 +158,7 @@ class BatchProcessor:
                 replace_file(snap / name, target)
             self.publisher.forget_before(batch_id)
             self.history.advance(batch_id, new_ids)
+            counters.remembered_ids = len(ids)
             phases.mark("publish")
         except BaseException:
             self.history.drop()  # half-applied: rebuilt from the state deltas next batch
@@ -238,27 +249,29 @@ class History:
     case (first batch, a restart, a batch that failed half-way) rebuilds it from disk.
     """
 
-    def __init__(self, txids: DeltaTable, customers: DeltaTable) -> None:
+    def __init__(self, txids: DeltaTable, customers: DeltaTable, window_us: int | None) -> None:
         self._txids_table = txids
         self._customers_table = customers
+        self._window_us = window_us
         self._upto = -1
-        self._ids: set[str] = set()
+        self.ids = S.AcceptedIds(window_us)
         self._customers = S.CustomerHistory()
 
-    def before(self, batch_id: int) -> tuple[set[str], S.CustomerHistory]:
+    def before(self, batch_id: int, cutoff_us: int) -> tuple[S.AcceptedIds, S.CustomerHistory]:
+        """The indexes as of batch ``batch_id``'s start, ids older than ``cutoff_us`` forgotten."""
         if self._upto != batch_id:
-            self._ids = set()
-            for t in self._txids_table.read_before(batch_id):
-                self._ids.update(t["transaction_id"].to_pylist())
+            deltas = self._txids_table.read_before(batch_id)
+            self.ids = S.AcceptedIds.rebuilt(self._window_us, deltas, cutoff_us)
             self._customers = S.CustomerHistory()
             for t in self._customers_table.read_before(batch_id):
                 self._customers.add(t.select(list(S.VERSION_COLUMNS)))
+        self.ids.forget_before(cutoff_us)
         self._upto = -1  # in use: valid again only once advance() says the batch committed
-        return self._ids, self._customers
+        return self.ids, self._customers
 
     def advance(self, batch_id: int, new_ids: pa.Table) -> None:
         """Batch ``batch_id`` wrote its deltas (its customers are already in the index)."""
-        self._ids.update(new_ids["transaction_id"].to_pylist())
+        self.ids.add(new_ids)
         self._upto = batch_id + 1
 
     def drop(self) -> None:

@@ -25,6 +25,7 @@ class ProcessorConfig:
     sink_path: str = "/data/streampipeline"
     trigger_seconds: float = 5.0
     watermark_seconds: float = 30.0  # events older than (latest event time - this) are flagged late
+    dedup_window_seconds: float = 3600.0  # transaction ids are remembered this long (Kafka time)
     max_offsets_per_trigger: int | None = None
     age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
     compact_every: int = 50  # batches between compactions of the state deltas
@@ -47,6 +48,7 @@ class ProcessorConfig:
             "sink_path": cfg.get("sink", {}).get("path", "/data/streampipeline"),
             "trigger_seconds": parse_duration(proc.get("trigger", "5s")),
             "watermark_seconds": parse_duration(proc.get("watermark", "30s")),
+            "dedup_window_seconds": parse_duration(proc.get("deduplicationWindow", "1h")),
             "max_offsets_per_trigger": proc.get("maxOffsetsPerTrigger"),
             "age_bands": tuple(proc.get("ageBands", DEFAULT_AGE_BANDS)),
         }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -93,8 +93,10 @@ class DeltaTable:
         """Every row of batches < ``batch_id``, as one table per base/delta."""
         return [pq.read_table(p) for p in self.paths_before(batch_id)]
 
-    def compact(self, upto: int) -> None:
-        """Fold everything <= ``upto`` (all committed) into ``base-<upto>``; drop what it covers."""
+    def compact(self, upto: int, keep: Callable[[pa.Table], pa.Table] | None = None) -> None:
+        """Fold everything <= ``upto`` (all committed) into ``base-<upto>``; drop what it covers.
+
+        ``keep`` filters the folded rows (state that has expired need not stay on disk)."""
         paths = self.paths_before(upto + 1)
         if len(paths) <= 1:
             return
@@ -103,7 +105,8 @@ class DeltaTable:
             tmp = target.with_name(target.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tables = [pq.read_table(p) for p in paths]
-            write_part(pa.concat_tables(tables, promote_options="permissive"), tmp)
+            folded = pa.concat_tables(tables, promote_options="permissive")
+            write_part(keep(folded) if keep else folded, tmp)
             (tmp / "_SUCCESS").touch()
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)

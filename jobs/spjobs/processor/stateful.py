@@ -13,7 +13,7 @@ without Spark; the on-disk state deltas remain the source of truth (:mod:`.state
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +128,78 @@ def micros(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def _objects(col: pa.ChunkedArray) -> np.ndarray:
     """A writable object array (None for nulls) that the settling loops can index cheaply."""
     return np.array(col.combine_chunks().to_numpy(zero_copy_only=False), dtype=object)
+
+
+class AcceptedIds:
+    """Transaction ids accepted so far, each forgotten once its record's Kafka time falls
+    out of the deduplication window (``window_us``; None remembers every id).
+
+    Without a window the index grows by ~120 bytes per accepted record, for ever.  Ids are
+    filed in buckets of 1/16 of the window, so forgetting drops whole buckets: an id is
+    remembered while its bucket is not older than the cut-off's, i.e. at least the window
+    and at most 1/16 longer.  The rule is per id (not per batch), so an index rebuilt
+    from the state deltas after a restart (:meth:`rebuilt`) is exactly the one kept in
+    memory.  An id is in at most one remembered bucket: it can only be accepted again
+    once forgotten.
+    """
+
+    SLICES = 16
+
+    def __init__(self, window_us: int | None = None) -> None:
+        self.window_us = window_us
+        self._width = max(1, window_us // self.SLICES) if window_us else 0
+        self._ids: set[str] = set()
+        self._buckets: dict[int, list[str]] = {}
+
+    @classmethod
+    def rebuilt(cls, window_us: int | None, deltas: Iterable[pa.Table], cutoff_us: int) -> AcceptedIds:
+        """The index as it was when ``cutoff_us`` applied, from the state deltas.  Rows
+        already forgotten are skipped, not added and removed: an id accepted again after
+        being forgotten has two rows, and only the remembered one may stand."""
+        ids = cls(window_us)
+        for delta in deltas:
+            ids.add(ids.kept(delta, cutoff_us))
+        return ids
+
+    def __contains__(self, tid: object) -> bool:
+        return tid in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, ids: pa.Table) -> None:
+        """Add a state delta's rows (``transaction_id``, ``kafka_timestamp``)."""
+        tids = _objects(ids["transaction_id"])
+        self._ids.update(tids.tolist())
+        if not self._width:
+            return
+        if "kafka_timestamp" in ids.column_names:
+            buckets = micros(ids["kafka_timestamp"]) // self._width
+        else:  # a delta written before ids carried their time: forgotten at once
+            buckets = np.full(len(tids), _NULL_TS // self._width)
+        for b in np.unique(buckets).tolist():
+            self._buckets.setdefault(b, []).extend(tids[buckets == b].tolist())
+
+    def forget_before(self, cutoff_us: int) -> int:
+        """Forget the ids of buckets older than ``cutoff_us``'s; returns how many."""
+        if not self._width:
+            return 0
+        limit = cutoff_us // self._width
+        old = [b for b in self._buckets if b < limit]
+        before = len(self._ids)
+        for b in old:
+            self._ids.difference_update(self._buckets.pop(b))
+        return before - len(self._ids)
+
+    def kept(self, ids: pa.Table, cutoff_us: int) -> pa.Table:
+        """The rows of a state delta that :meth:`forget_before` ``cutoff_us`` would keep
+        (compaction drops the rest from disk)."""
+        if not self._width:
+            return ids
+        if "kafka_timestamp" not in ids.column_names:
+            return ids.slice(0, 0)
+        buckets = micros(ids["kafka_timestamp"]) // self._width
+        return ids.filter(pa.array(buckets >= cutoff_us // self._width))
 
 
 class CustomerHistory:
@@ -349,8 +421,9 @@ def transaction_rows(settled: pa.Table) -> pa.Table:
 
 
 def taken_ids(settled: pa.Table) -> pa.Table:
-    """Ids this batch used up (the transaction-id state delta)."""
-    return settled.filter(settled["id_taken"]).select(["transaction_id"])
+    """Ids this batch used up, with the Kafka time that starts their deduplication window
+    (the transaction-id state delta)."""
+    return settled.filter(settled["id_taken"]).select(["transaction_id", "kafka_timestamp"])
 
 
 def quarantine_rows(customers: pa.Table, settled: pa.Table, batch_id: int) -> pa.Table:

@@ -1,0 +1,59 @@
+"""BatchProcessor end to end on static batches in a real local Spark session: the
+deduplication window is measured from the latest Kafka time seen, and a restarted
+processor (index rebuilt from the state deltas) judges ids exactly as the running one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pyarrow.dataset as ds
+from test_transforms import RAW_SCHEMA, cust, txn
+
+from spjobs import contract as C
+from spjobs.processor import transforms as X
+from spjobs.processor.batch import BatchProcessor, read_progress
+from spjobs.processor.config import ProcessorConfig
+
+T8 = datetime(2026, 11, 26, 8, 0, 0)
+
+
+def run_batch(spark, processor, batch_id, records):
+    """records: (topic, kafka time, payload); offsets continue across batches."""
+    rows = [(topic, 0, batch_id * 100 + i, ts, None, v) for i, (topic, ts, v) in enumerate(records)]
+    raw = spark.createDataFrame(rows, RAW_SCHEMA)
+    processor(X.checked_batch(raw, "customers", "transactions"), batch_id)
+
+
+def outcome(sink):
+    """transaction id -> list of what happened to each of its records, in batch order."""
+    got: dict[str, list[str]] = {}
+    txns = ds.dataset(sink / C.OUT_TRANSACTIONS, format="parquet", partitioning="hive").to_table()
+    for t, off in zip(txns["transaction_id"].to_pylist(), txns["kafka_offset"].to_pylist()):
+        got.setdefault(t, []).append((off, "ok"))
+    q = ds.dataset(sink / C.OUT_QUARANTINE, format="parquet").to_table()
+    for t, off, r in zip(q["transaction_id"].to_pylist(), q["offset"].to_pylist(), q["reason"].to_pylist()):
+        got.setdefault(t, []).append((off, r))
+    return {t: [r for _, r in sorted(v)] for t, v in got.items()}
+
+
+def test_ids_are_forgotten_after_the_window_and_a_restart_agrees(spark, tmp_path):
+    cfg = ProcessorConfig(
+        bootstrap_servers="unused:9092", sink_path=str(tmp_path), dedup_window_seconds=3600, compact_every=2
+    )
+    p = BatchProcessor(cfg)
+    at = lambda minutes: T8 + timedelta(minutes=minutes)  # noqa: E731
+    run_batch(spark, p, 0, [("customers", at(0), cust()), ("transactions", at(0), txn("T1"))])
+    run_batch(spark, p, 1, [("transactions", at(30), txn("T1")), ("transactions", at(120), txn("T2"))])
+    # The latest Kafka time is now 10:00, so 08:00's T1 is out of the hour: accepted again.
+    run_batch(spark, p, 2, [("transactions", at(125), txn("T1"))])
+    assert read_progress(tmp_path)["remembered_ids"] == 2  # T2 and the new T1
+    # Batch 2 compacted batches 0-1 on disk, dropping the forgotten 08:00 T1.
+    kept = [t for part in p.txids_state.read_before(2) for t in part["transaction_id"].to_pylist()]
+    assert kept == ["T2"]
+    # A new processor rebuilds its index from disk: T1 (10:05) is remembered, T2 too.
+    restarted = BatchProcessor(cfg)
+    run_batch(
+        spark, restarted, 3, [("transactions", at(130), txn("T1")), ("transactions", at(131), txn("T2"))]
+    )
+    dup = C.REASON_DUPLICATE_TRANSACTION_ID
+    assert outcome(tmp_path) == {"T1": ["ok", dup, "ok", dup], "T2": ["ok", dup]}
