@@ -42,7 +42,13 @@ def test_ids_are_forgotten_after_the_window_and_a_restart_agrees(spark, tmp_path
     )
     p = BatchProcessor(cfg)
     at = lambda minutes: T8 + timedelta(minutes=minutes)  # noqa: E731
-    run_batch(spark, p, 0, [("customers", at(0), cust()), ("transactions", at(0), txn("T1"))])
+    moved = cust(state="SP", updated_at="2026-11-26T08:05:00.000Z")
+    run_batch(
+        spark,
+        p,
+        0,
+        [("customers", at(0), cust()), ("customers", at(5), moved), ("transactions", at(0), txn("T1"))],
+    )
     run_batch(spark, p, 1, [("transactions", at(30), txn("T1")), ("transactions", at(120), txn("T2"))])
     # The latest Kafka time is now 10:00, so 08:00's T1 is out of the hour: accepted again.
     run_batch(spark, p, 2, [("transactions", at(125), txn("T1"))])
@@ -50,6 +56,9 @@ def test_ids_are_forgotten_after_the_window_and_a_restart_agrees(spark, tmp_path
     # Batch 2 compacted batches 0-1 on disk, dropping the forgotten 08:00 T1.
     kept = [t for part in p.txids_state.read_before(2) for t in part["transaction_id"].to_pylist()]
     assert kept == ["T2"]
+    # ... and the 08:00 customer version, superseded at 08:05 (before the cut-off, 09:00).
+    versions = [r for part in p.customers_state.read_before(2) for r in part.to_pylist()]
+    assert [(v["customer_id"], v["state"]) for v in versions] == [("C1", "SP")]
     # A new processor rebuilds its index from disk: T1 (10:05) is remembered, T2 too.
     restarted = BatchProcessor(cfg)
     run_batch(
@@ -57,3 +66,6 @@ def test_ids_are_forgotten_after_the_window_and_a_restart_agrees(spark, tmp_path
     )
     dup = C.REASON_DUPLICATE_TRANSACTION_ID
     assert outcome(tmp_path) == {"T1": ["ok", dup, "ok", dup], "T2": ["ok", dup]}
+    txns = ds.dataset(tmp_path / C.OUT_TRANSACTIONS, format="parquet", partitioning="hive").to_table()
+    states = dict(zip(txns["kafka_offset"].to_pylist(), txns["state"].to_pylist()))
+    assert states == {2: "PE", 101: "SP", 200: "SP"}  # as of arrival: 08:00 PE, later SP

@@ -334,3 +334,69 @@ def test_a_repeat_after_the_window_is_accepted_again():
     assert S.taken_ids(out).column_names == ["transaction_id", "kafka_timestamp"]
     repeat = S.settle_transactions(checked(txn("T1", kafka_timestamp=at(10, 30))), ids, history(PE), (30, 60))
     assert repeat["reason"].to_pylist() == [C.REASON_DUPLICATE_TRANSACTION_ID]
+
+
+def random_versions(rng, n: int, customers: int = 8) -> list[tuple]:
+    base = us(at(0))
+    out = []
+    for i in range(n):
+        ts = datetime.fromtimestamp((base + int(rng.integers(0, 4 * HOUR_US))) / 1e6, timezone.utc)
+        cid = f"C{int(rng.integers(0, customers))}"
+        out.append((cid, f"S{i}", f"city{i}", date(1990, 1, 1 + i % 28), ts, int(rng.integers(0, 3)), i))
+    return out
+
+
+def test_superseded_customer_versions_are_dropped_without_changing_any_later_lookup():
+    rng = np.random.default_rng(3)
+    total_dropped = 0
+    for _ in range(20):
+        versions = random_versions(rng, 40)
+        full, pruned = history(*versions), history(*versions)
+        cutoff = us(at(0)) + int(rng.integers(0, 4 * HOUR_US))
+        dropped = pruned.forget_before(cutoff)
+        total_dropped += dropped
+        assert len(pruned._frame) == len(versions) - dropped
+        cids = np.array([f"C{i}" for i in rng.integers(0, 9, size=50)], dtype=object)  # C8: unknown
+        times = cutoff + rng.integers(0, 5 * HOUR_US, size=50)
+        cols = ["found", "state", "city", "birth_year", "birth_md"]
+        expected = full.lookup(cids, times)[cols]
+        assert pruned.lookup(cids, times)[cols].equals(expected)
+    assert total_dropped > 100
+
+
+def test_compacted_customer_versions_rebuild_the_pruned_history():
+    rng = np.random.default_rng(5)
+    versions = random_versions(rng, 60)
+    cutoff = us(at(2))
+    in_memory = history(*versions)
+    in_memory.forget_before(cutoff)
+    delta = pa.Table.from_pylist(
+        [
+            dict(
+                customer_id=c,
+                state=s,
+                city=ci,
+                birth_date=b,
+                kafka_timestamp=t,
+                kafka_partition=p,
+                kafka_offset=o,
+            )
+            for c, s, ci, b, t, p, o in versions
+        ],
+        schema=pa.schema(
+            [
+                ("customer_id", pa.string()),
+                ("state", pa.string()),
+                ("city", pa.string()),
+                ("birth_date", pa.date32()),
+                ("kafka_timestamp", S.TS),
+                ("kafka_partition", pa.int32()),
+                ("kafka_offset", pa.int64()),
+            ]
+        ),
+    )
+    rebuilt = S.CustomerHistory()
+    rebuilt.add(S.CustomerHistory.kept(delta, cutoff))
+    rebuilt.forget_before(cutoff)
+    assert rebuilt._frame.equals(in_memory._frame)
+    assert S.CustomerHistory.kept(delta, cutoff).num_rows == len(in_memory._frame) < len(versions)

@@ -101,7 +101,7 @@ class BatchProcessor:
         counters = Counters.from_doc(self.snapshots.read_json(batch_id, "counters.json", {}))
         cutoff_us = self._dedup_cutoff_us(counters)
         if batch_id > 0 and batch_id % self.cfg.compact_every == 0:
-            self.customers_state.compact(batch_id - 1)
+            self.customers_state.compact(batch_id - 1, keep=lambda t: S.CustomerHistory.kept(t, cutoff_us))
             self.txids_state.compact(batch_id - 1, keep=lambda t: self.history.ids.kept(t, cutoff_us))
         phases.mark("recover")
 
@@ -243,7 +243,8 @@ class BatchProcessor:
 
 
 class History:
-    """The two indexes :mod:`.stateful` needs, kept in driver memory between batches.
+    """The two indexes :mod:`.stateful` needs, kept in driver memory between batches; what
+    falls out of the deduplication window is forgotten in both.
 
     Valid for batch N only if built from the state deltas of batches < N; any other
     case (first batch, a restart, a batch that failed half-way) rebuilds it from disk.
@@ -266,6 +267,7 @@ class History:
             for t in self._customers_table.read_before(batch_id):
                 self._customers.add(t.select(list(S.VERSION_COLUMNS)))
         self.ids.forget_before(cutoff_us)
+        self._customers.forget_before(cutoff_us)
         self._upto = -1  # in use: valid again only once advance() says the batch committed
         return self.ids, self._customers
 

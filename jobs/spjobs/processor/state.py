@@ -98,7 +98,7 @@ class DeltaTable:
 
         ``keep`` filters the folded rows (state that has expired need not stay on disk)."""
         paths = self.paths_before(upto + 1)
-        if len(paths) <= 1:
+        if not paths or (len(paths) == 1 and keep is None):
             return
         target = self.root / _batch_name("base", upto)
         if not (target / "_SUCCESS").exists():

@@ -203,7 +203,17 @@ class AcceptedIds:
 
 
 class CustomerHistory:
-    """Every valid version of every customer, sorted by arrival (ts, partition, offset)."""
+    """The valid versions of every customer that enrichment can still use, sorted by
+    arrival (ts, partition, offset).
+
+    A version superseded by a newer one that arrived before the deduplication window's
+    cut-off is dropped (:meth:`forget_before`): a transaction arriving after the cut-off
+    is enriched as of its own arrival, so it can only need the last version before the
+    cut-off or a later one.  (One arriving more than the window behind the newest record
+    would get that last version; producers time records when they send them, so that does
+    not happen.)  Without this the history grows by every customer update, for ever, and
+    each batch re-sorts all of it.
+    """
 
     _COLUMNS = ("customer_id", "ts", "partition", "offset", "state", "city", "birth_year", "birth_md")
 
@@ -232,6 +242,32 @@ class CustomerHistory:
         frame = pd.concat([self._frame, new], ignore_index=True) if len(self._frame) else new
         self._frame = frame.sort_values(["ts", "partition", "offset"], kind="stable", ignore_index=True)
         self._earliest = self._frame.drop_duplicates("customer_id", keep="first").set_index("customer_id")
+
+    def forget_before(self, cutoff_us: int) -> int:
+        """Drop versions superseded by one that arrived no later than ``cutoff_us``."""
+        drop = _superseded(self._frame["customer_id"].to_numpy(), self._frame["ts"].to_numpy(), cutoff_us)
+        if not len(drop):
+            return 0
+        self._frame = self._frame.drop(index=drop).reset_index(drop=True)
+        self._earliest = self._frame.drop_duplicates("customer_id", keep="first").set_index("customer_id")
+        return len(drop)
+
+    @staticmethod
+    def kept(versions: pa.Table, cutoff_us: int) -> pa.Table:
+        """The rows of a customers state delta that :meth:`forget_before` would keep."""
+        order = pc.sort_indices(
+            versions,
+            [
+                ("kafka_timestamp", "ascending"),
+                ("kafka_partition", "ascending"),
+                ("kafka_offset", "ascending"),
+            ],
+        )
+        ordered = versions.take(order)
+        drop = _superseded(_objects(ordered["customer_id"]), micros(ordered["kafka_timestamp"]), cutoff_us)
+        keep = np.ones(ordered.num_rows, dtype=bool)
+        keep[drop] = False
+        return ordered.filter(pa.array(keep))
 
     def lookup(self, customer_ids: np.ndarray, ts_us: np.ndarray) -> pd.DataFrame:
         """For each (customer, time): the latest version that arrived no later, else the earliest.
@@ -313,6 +349,15 @@ def customer_rows(customers: pa.Table) -> pa.Table:
             "kafka_offset": ok["offset"],
         }
     )
+
+
+def _superseded(customer_ids: np.ndarray, ts_us: np.ndarray, cutoff_us: int) -> np.ndarray:
+    """Positions (of rows in arrival order) of versions that a later version of the same
+    customer, arrived no later than ``cutoff_us``, supersedes for every later transaction."""
+    old = np.flatnonzero(ts_us <= cutoff_us)
+    if not len(old):
+        return old
+    return old[pd.Series(customer_ids[old], dtype=object).duplicated(keep="last").to_numpy()]
 
 
 def age_bands(ages: np.ndarray, bands: Sequence[int]) -> np.ndarray:
