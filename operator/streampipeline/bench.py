@@ -111,6 +111,7 @@ def _fill_topics(kafka: EmbeddedKafka, prefix: str, events: int, customers: int)
 def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
+    from spjobs.processor.batch import BatchProcessor
     from spjobs.processor.config import ProcessorConfig
     from spjobs.processor.job import CONSUMER_OPTIONS, build_session, start_query
 
@@ -157,7 +158,7 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
         q.awaitTermination()
         return time.perf_counter() - t0
 
-    def our_job(prefix: str, out: Path) -> float:
+    def our_job(prefix: str, out: Path) -> tuple[float, BatchProcessor]:
         cfg = ProcessorConfig(
             bootstrap_servers=kafka.bootstrap_servers,
             customers_topic=f"{prefix}-customers",
@@ -166,9 +167,10 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
             max_offsets_per_trigger=batch,
             available_now=True,
         )
+        processor = BatchProcessor(cfg)
         t0 = time.perf_counter()
-        start_query(spark, cfg).awaitTermination()
-        return time.perf_counter() - t0
+        start_query(spark, cfg, processor).awaitTermination()
+        return time.perf_counter() - t0, processor
 
     # The same warm-up for both, two full batches each: "sustained" is the steady state,
     # after the JIT has compiled each query's generated code for batches of this size.
@@ -179,7 +181,8 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
     data = _fill_topics(kafka, "sparkbench", events, 2000)
     rows = data.customers + events
     copy_s = copy_job("sparkbench", workdir / "copy")
-    ours_s = our_job("sparkbench", workdir / "ours")
+    ours_s, processor = our_job("sparkbench", workdir / "ours")
+    n = max(1, processor.batches_timed)
     results.update(
         rows=rows,
         warmup_rows=total_warm,
@@ -188,6 +191,9 @@ def bench_spark(kafka: EmbeddedKafka, events: int, batch: int, workdir: Path) ->
         job_rows_per_s=round(rows / ours_s),
         job_seconds=round(ours_s, 2),
         ratio_job_vs_copy=round(copy_s / ours_s, 3),
+        job_batches=processor.batches_timed,
+        # where a batch's time goes: "spark" is the one Spark job (read, parse, check, to Arrow)
+        job_phase_seconds_per_batch={k: round(v / n, 3) for k, v in processor.phase_totals.items()},
     )
     spark.stop()
     return results
@@ -355,6 +361,16 @@ def format_table(r: dict[str, Any]) -> str:
                 "aim >= 0.7x",
             )
         )
+        phases = s.get("job_phase_seconds_per_batch") or {}
+        if phases:
+            rows.append(
+                (
+                    "  per batch of the job",
+                    ", ".join(f"{k} {v:.2f}s" for k, v in phases.items() if v >= 0.005),
+                    f"{s['job_batches']} batches of <= {s['max_offsets_per_trigger']:,}",
+                    "",
+                )
+            )
     f = r.get("freshness")
     if f:
         rows.append(

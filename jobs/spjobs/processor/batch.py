@@ -85,6 +85,9 @@ class BatchProcessor:
         self.snapshots = Snapshots(work / "state" / "snapshots")
         self.publisher = Publisher(self.sink, work)
         self.progress_file = work / "progress.json"
+        # Wall seconds per phase summed over this process's batches (benchmarks read them).
+        self.phase_totals: dict[str, float] = {}
+        self.batches_timed = 0
         window_us = int(cfg.dedup_window_seconds * 1_000_000)
         self.history = History(self.txids_state, self.customers_state, window_us)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
@@ -109,6 +112,9 @@ class BatchProcessor:
         phases.mark("spark")
         self._process(batch_id, batch, counters, cutoff_us, phases)
         self._report(batch_id, counters, time.monotonic() - started, phases.seconds)
+        for name, seconds in phases.seconds.items():
+            self.phase_totals[name] = self.phase_totals.get(name, 0.0) + seconds
+        self.batches_timed += 1
 
     def _dedup_cutoff_us(self, counters: Counters) -> int:
         """Ids accepted before this Kafka time are forgotten (the deduplication window is
