@@ -91,12 +91,18 @@ class Rules:
         return common + self.checks
 
 
+def _cases(branches: Sequence[tuple[Column, Column]]) -> Column:
+    """One flat CASE WHEN: the first true branch wins, else null."""
+    (cond, value), *rest = branches
+    out = F.when(cond, value)
+    for cond, value in rest:
+        out = out.when(cond, value)
+    return out
+
+
 def _first_failing(checks: list[tuple[Column, str, Column]], base: int) -> Column:
     """``base + i`` for the first failing check i, null when all pass (conditions evaluated once)."""
-    index = F.lit(None).cast("int")
-    for i, (cond, _, _) in reversed(list(enumerate(checks))):
-        index = F.when(cond, F.lit(base + i)).otherwise(index)
-    return index
+    return _cases([(cond, F.lit(base + i)) for i, (cond, _, _) in enumerate(checks)])
 
 
 def customer_rules(col: Callable[[str], Column]) -> Rules:
@@ -212,12 +218,8 @@ class BatchChecker:
         self._judged = [*kept, cust.missing, txn.missing, *rules_typed, first.alias("_check")]
         numbered = [(i, code, msg) for i, (_, code, msg) in enumerate(c_checks)]
         numbered += [(100 + i, code, msg) for i, (_, code, msg) in enumerate(t_checks)]
-        reason = F.lit(None).cast("string")
-        detail = F.lit(None).cast("string")
-        for i, code, msg in reversed(numbered):
-            hit = F.col("_check") == i
-            reason = F.when(hit, F.lit(code)).otherwise(reason)
-            detail = F.when(hit, msg).otherwise(detail)
+        reason = _cases([(F.col("_check") == i, F.lit(code)) for i, code, _ in numbered])
+        detail = _cases([(F.col("_check") == i, msg) for i, _, msg in numbered])
         ev = F.col("event_time_ts")
         self._final = [
             *RAW_COLUMNS,
