@@ -53,6 +53,7 @@ def test_ids_are_forgotten_after_the_window_and_a_restart_agrees(spark, tmp_path
     # The latest Kafka time is now 10:00, so 08:00's T1 is out of the hour: accepted again.
     run_batch(spark, p, 2, [("transactions", at(125), txn("T1"))])
     assert read_progress(tmp_path)["remembered_ids"] == 2  # T2 and the new T1
+    assert p.snapshots.read_json(3, "counters.json", {})["remembered_ids"] == 2  # carried as state too
     # Batch 2 compacted batches 0-1 on disk, dropping the forgotten 08:00 T1.
     kept = [t for part in p.txids_state.read_before(2) for t in part["transaction_id"].to_pylist()]
     assert kept == ["T2"]

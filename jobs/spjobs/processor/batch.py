@@ -88,8 +88,8 @@ class BatchProcessor:
         # Wall seconds per phase summed over this process's batches (benchmarks read them).
         self.phase_totals: dict[str, float] = {}
         self.batches_timed = 0
-        window_us = int(cfg.dedup_window_seconds * 1_000_000)
-        self.history = History(self.txids_state, self.customers_state, window_us)
+        self.window_us = int(cfg.dedup_window_seconds * 1_000_000)
+        self.history = History(self.txids_state, self.customers_state, self.window_us)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
 
@@ -105,7 +105,8 @@ class BatchProcessor:
         cutoff_us = self._dedup_cutoff_us(counters)
         if batch_id > 0 and batch_id % self.cfg.compact_every == 0:
             self.customers_state.compact(batch_id - 1, keep=lambda t: S.CustomerHistory.kept(t, cutoff_us))
-            self.txids_state.compact(batch_id - 1, keep=lambda t: self.history.ids.kept(t, cutoff_us))
+            ids = S.AcceptedIds(self.window_us)
+            self.txids_state.compact(batch_id - 1, keep=lambda t: ids.kept(t, cutoff_us))
         phases.mark("recover")
 
         batch = S.split(checked.toArrow(), self.cfg.customers_topic, self.cfg.transactions_topic)
@@ -119,7 +120,7 @@ class BatchProcessor:
     def _dedup_cutoff_us(self, counters: Counters) -> int:
         """Ids accepted before this Kafka time are forgotten (the deduplication window is
         measured back from the latest record seen before this batch)."""
-        return counters.max_kafka_timestamp_ms * 1000 - int(self.cfg.dedup_window_seconds * 1_000_000)
+        return counters.max_kafka_timestamp_ms * 1000 - self.window_us
 
     def _process(
         self, batch_id: int, batch: S.Split, counters: Counters, cutoff_us: int, phases: _Phases
@@ -157,6 +158,7 @@ class BatchProcessor:
             phases.mark("write")
 
             self._count(batch.customers, settled, transactions, new_versions.num_rows, counters)
+            counters.remembered_ids = len(ids) + new_ids.num_rows  # new ids were not remembered
             snap = self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
             self.publisher.publish(batch_id, datasets)
             for name in aggregates:
@@ -164,7 +166,6 @@ class BatchProcessor:
                 replace_file(snap / name, target)
             self.publisher.forget_before(batch_id)
             self.history.advance(batch_id, new_ids)
-            counters.remembered_ids = len(ids)
             phases.mark("publish")
         except BaseException:
             self.history.drop()  # half-applied: rebuilt from the state deltas next batch
