@@ -71,6 +71,12 @@ def _patch_status(cp, kind: str, name: str, status: dict) -> None:
     )  # fmt: skip
 
 
+def _patch_spec(cp, spec: dict, check: bool = True):
+    """A merge patch of the pipeline's spec, as a user would ``kubectl patch`` it."""
+    patch = json.dumps({"spec": spec}, separators=(",", ":"))
+    return cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", patch, check=check)
+
+
 def _strimzi_marks_topics_ready(cp) -> None:
     for name in ("payments-customers", "payments-transactions"):
         _patch_status(
@@ -182,16 +188,7 @@ def test_running_once_strimzi_kubelet_and_spark_report(pipeline, cp, kget):
 def test_rate_change_patches_deployment_in_place(pipeline, cp, kget):
     dep_uid = kget("deployment", "payments-generator")["metadata"]["uid"]
     app_uid = kget("sparkapplication", "payments-processor")["metadata"]["uid"]
-    cp.kubectl(
-        "patch",
-        "sp",
-        NAME,
-        "-n",
-        NAMESPACE,
-        "--type=merge",
-        "-p",
-        '{"spec":{"generator":{"ratePerSecond":250}}}',
-    )
+    _patch_spec(cp, {"generator": {"ratePerSecond": 250}})
 
     def rate():
         (c,) = kget("deployment", "payments-generator")["spec"]["template"]["spec"]["containers"]
@@ -208,14 +205,12 @@ def test_rate_change_patches_deployment_in_place(pipeline, cp, kget):
 
 def test_partitions_grow_patches_topic_and_never_shrink(pipeline, cp, kget):
     uid = kget("kafkatopic", "payments-transactions")["metadata"]["uid"]
-    grow = '{"spec":{"kafka":{"topics":{"transactions":{"partitions":6}}}}}'
-    cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", grow)
+    _patch_spec(cp, {"kafka": {"topics": {"transactions": {"partitions": 6}}}})
     wait_for(
         lambda: kget("kafkatopic", "payments-transactions")["spec"]["partitions"] == 6, 20, "6 partitions"
     )
     assert kget("kafkatopic", "payments-transactions")["metadata"]["uid"] == uid
-    shrink = '{"spec":{"kafka":{"topics":{"transactions":{"partitions":2}}}}}'
-    proc = cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", shrink, check=False)
+    proc = _patch_spec(cp, {"kafka": {"topics": {"transactions": {"partitions": 2}}}}, check=False)
     assert proc.returncode != 0
     assert "spec.kafka.topics.transactions.partitions may only grow" in proc.stderr
 
@@ -244,16 +239,7 @@ def test_drift_is_corrected(pipeline, cp, kget):
 
 def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     old = kget("sparkapplication", "payments-processor")
-    cp.kubectl(
-        "patch",
-        "sp",
-        NAME,
-        "-n",
-        NAMESPACE,
-        "--type=merge",
-        "-p",
-        '{"spec":{"processing":{"trigger":"3s","driver":{"memoryOverhead":"1536m"}}}}',
-    )
+    _patch_spec(cp, {"processing": {"trigger": "3s", "driver": {"memoryOverhead": "1536m"}}})
     new = wait_for(
         lambda: (app := kget("sparkapplication", "payments-processor"))
         and app["metadata"]["uid"] != old["metadata"]["uid"]
@@ -275,7 +261,7 @@ def test_processing_change_replaces_spark_application(pipeline, cp, kget):
 
 
 def test_suspend_and_resume(pipeline, cp, kget):
-    cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    _patch_spec(cp, {"suspend": True})
     wait_for(lambda: kget("sparkapplication", "payments-processor") is None, 20, "SparkApplication deleted")
     assert kget("deployment", "payments-generator")["spec"]["replicas"] == 0
     wait_for(lambda: _status(kget).get("phase") == "Suspended", 20, "phase Suspended")
@@ -283,7 +269,7 @@ def test_suspend_and_resume(pipeline, cp, kget):
     assert ready["status"] == "False" and ready["reason"] == "Suspended"
     assert kget("kafkatopic", "payments-customers") and kget("persistentvolumeclaim", "payments-data")
 
-    cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    _patch_spec(cp, {"suspend": False})
     wait_for(lambda: kget("sparkapplication", "payments-processor"), 20, "SparkApplication re-created")
     assert kget("deployment", "payments-generator")["spec"]["replicas"] == 1
     wait_for(lambda: _kubelet_marks_generator_pods_ready(cp), 20, "a generator pod")
@@ -322,10 +308,9 @@ def test_retain_on_delete_toggles_claim_ownership(pipeline, cp, kget):
         refs = kget("persistentvolumeclaim", "payments-data")["metadata"].get("ownerReferences") or []
         return [r["name"] for r in refs]
 
-    patch = '{"spec":{"sink":{"retainOnDelete":%s}}}'
-    cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", patch % "false")
+    _patch_spec(cp, {"sink": {"retainOnDelete": False}})
     wait_for(lambda: owners() == [NAME], 20, "the claim to be owned by the pipeline")
-    cp.kubectl("patch", "sp", NAME, "-n", NAMESPACE, "--type=merge", "-p", patch % "true")
+    _patch_spec(cp, {"sink": {"retainOnDelete": True}})
     wait_for(lambda: owners() == [], 20, "the claim to be released again")
 
 

@@ -51,8 +51,22 @@ def txn(
     return d
 
 
-def history(*versions: tuple) -> S.CustomerHistory:
-    """(customer_id, state, city, birth_date, kafka_timestamp[, partition, offset])."""
+VERSIONS_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("state", pa.string()),
+        ("city", pa.string()),
+        ("birth_date", pa.date32()),
+        ("kafka_timestamp", S.TS),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+    ]
+)
+
+
+def versions_table(*versions: tuple) -> pa.Table:
+    """(customer_id, state, city, birth_date, kafka_timestamp[, partition, offset]) as a
+    customers state delta."""
     rows = []
     for i, v in enumerate(versions):
         cid, state, city, birth, ts, *coords = v
@@ -68,20 +82,14 @@ def history(*versions: tuple) -> S.CustomerHistory:
                 kafka_offset=off,
             )
         )
+    return pa.Table.from_pylist(rows, schema=VERSIONS_SCHEMA)
+
+
+def history(*versions: tuple) -> S.CustomerHistory:
+    """A history holding these versions (see :func:`versions_table`)."""
     h = S.CustomerHistory()
-    if rows:
-        schema = pa.schema(
-            [
-                ("customer_id", pa.string()),
-                ("state", pa.string()),
-                ("city", pa.string()),
-                ("birth_date", pa.date32()),
-                ("kafka_timestamp", S.TS),
-                ("kafka_partition", pa.int32()),
-                ("kafka_offset", pa.int64()),
-            ]
-        )
-        h.add(pa.Table.from_pylist(rows, schema=schema))
+    if versions:
+        h.add(versions_table(*versions))
     return h
 
 
@@ -370,31 +378,7 @@ def test_compacted_customer_versions_rebuild_the_pruned_history():
     cutoff = us(at(2))
     in_memory = history(*versions)
     in_memory.forget_before(cutoff)
-    delta = pa.Table.from_pylist(
-        [
-            dict(
-                customer_id=c,
-                state=s,
-                city=ci,
-                birth_date=b,
-                kafka_timestamp=t,
-                kafka_partition=p,
-                kafka_offset=o,
-            )
-            for c, s, ci, b, t, p, o in versions
-        ],
-        schema=pa.schema(
-            [
-                ("customer_id", pa.string()),
-                ("state", pa.string()),
-                ("city", pa.string()),
-                ("birth_date", pa.date32()),
-                ("kafka_timestamp", S.TS),
-                ("kafka_partition", pa.int32()),
-                ("kafka_offset", pa.int64()),
-            ]
-        ),
-    )
+    delta = versions_table(*versions)
     rebuilt = S.CustomerHistory()
     rebuilt.add(S.CustomerHistory.kept(delta, cutoff))
     rebuilt.forget_before(cutoff)
