@@ -14,6 +14,10 @@ the tests.  Measured:
 * **bulk**: many pipelines in one ``kubectl apply -f`` of a multi-document file; the time
   from starting the apply until every pipeline has all its children (and, as a further
   figure, until every pipeline has a ``status.phase`` for its generation).
+* **baseline** for both, run in this process against the same API server: the same
+  rendered children written straight from here, one server-side apply after another, with
+  no operator in between.  Each single pipeline is followed by its baseline, so drift on a
+  shared machine hits both; the figures are reported as ratios (operator / baseline).
 * **RSS** of the operator process (and any children): idle after start-up, peak (``VmHWM``
   and the sampled maximum of the sum) and at the end, from ``/proc/<pid>/status``.
 
@@ -52,7 +56,9 @@ from .bench import report
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
-MANAGED_SELECTOR = "app.kubernetes.io/managed-by=streampipeline-operator"
+# The baseline's children carry their own managed-by value: the operator does not watch them.
+BASELINE_MANAGER = "streampipeline-bench"
+MANAGED_SELECTOR = f"app.kubernetes.io/managed-by in (streampipeline-operator,{BASELINE_MANAGER})"
 # (list path under /api or /apis, kind) of every child kind; 6 children per pipeline.
 CHILD_KINDS = {
     "KafkaTopic": "/apis/kafka.strimzi.io/v1/namespaces/{ns}/kafkatopics",
@@ -364,8 +370,38 @@ def _reconcile_figures(text: str) -> dict[str, Any]:
 # --- the benchmark ---------------------------------------------------------------------------------
 
 
+def _direct_children(name: str, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The children the operator renders for pipeline ``name`` (without owner references)."""
+    from .render import children
+    from .settings import Settings
+    from .spec import parse_spec
+
+    objs = children(parse_spec(name, _pipeline(name, base)["spec"], NAMESPACE), Settings())
+    for obj in objs:
+        obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] = BASELINE_MANAGER
+    return objs
+
+
+def _latency_figures(latencies: list[float]) -> dict[str, Any]:
+    latencies = sorted(latencies)
+    return {
+        "p50_s": round(_quantile(latencies, 0.50), 3),
+        "p95_s": round(_quantile(latencies, 0.95), 3),
+        "max_s": round(latencies[-1], 3) if latencies else None,
+        "mean_s": round(statistics.mean(latencies), 3) if latencies else None,
+        "samples_s": [round(x, 3) for x in latencies],
+    }
+
+
 def bench_single(kube: Any, watcher: ChildWatcher, base: dict, n: int, timeout: float) -> dict[str, Any]:
-    latencies: list[float] = []
+    """Pipelines one at a time, each followed by its baseline: the same 6 children written
+    straight from this process (server-side apply, one after another, as the operator does).
+
+    The operator's time runs from its create call returning; the baseline's from before
+    its first apply.  Alternating the two keeps machine drift out of their ratio.
+    """
+    operator_s: list[float] = []
+    direct_s: list[float] = []
     timed_out: list[str] = []
     for i in range(n):
         name = f"single-{i:03d}"
@@ -374,18 +410,24 @@ def bench_single(kube: Any, watcher: ChildWatcher, base: dict, n: int, timeout: 
         done = watcher.wait([name], timeout)
         if done is None:
             timed_out.append(name)
-            continue
-        latencies.append(max(0.0, done - created))
-    latencies.sort()
-    return {
-        "pipelines": n,
-        "p50_s": round(_quantile(latencies, 0.50), 3),
-        "p95_s": round(_quantile(latencies, 0.95), 3),
-        "max_s": round(latencies[-1], 3) if latencies else None,
-        "mean_s": round(statistics.mean(latencies), 3) if latencies else None,
-        "timed_out": timed_out,
-        "samples_s": [round(x, 3) for x in latencies],
-    }
+        else:
+            operator_s.append(max(0.0, done - created))
+        name = f"direct-{i:03d}"
+        objs = _direct_children(name, base)
+        started = time.monotonic()
+        for obj in objs:
+            kube.apply(obj)
+        done = watcher.wait([name], timeout)
+        if done is None:
+            timed_out.append(name)
+        else:
+            direct_s.append(max(0.0, done - started))
+    result = {"pipelines": n, **_latency_figures(operator_s), "timed_out": timed_out}
+    result["direct"] = _latency_figures(direct_s)
+    if operator_s and direct_s:
+        ratio = _quantile(sorted(operator_s), 0.5) / _quantile(sorted(direct_s), 0.5)
+        result["ratio_p50_vs_direct"] = round(ratio, 2)
+    return result
 
 
 def bench_bulk(cp: Any, watcher: ChildWatcher, base: dict, n: int, workdir: Path, timeout: float) -> dict:
@@ -414,6 +456,18 @@ def bench_bulk(cp: Any, watcher: ChildWatcher, base: dict, n: int, workdir: Path
         "per_pipeline_p95_s": round(_quantile(per, 0.95), 2) if per else None,
         "pipelines_per_s": round(n / (done - t0), 1) if done else None,
     }
+
+
+def bench_bulk_direct(kube: Any, watcher: ChildWatcher, base: dict, n: int, timeout: float) -> dict:
+    """The bulk figure's baseline: the same number of pipelines' children written straight
+    from this process, one server-side apply after another."""
+    names = [f"direct-bulk-{i:03d}" for i in range(n)]
+    objs = [obj for name in names for obj in _direct_children(name, base)]
+    t0 = time.monotonic()
+    for obj in objs:
+        kube.apply(obj)
+    done = watcher.wait(names, timeout)
+    return {"pipelines": n, "all_children_s": round(done - t0, 2) if done else None}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -469,6 +523,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{args.bulk} pipelines in one kubectl apply ...", flush=True)
         result["bulk"] = bench_bulk(cp, watcher, base, args.bulk, work, args.timeout)
         result["bulk"]["operator_cpu_s"] = round(operator.cpu_seconds() - cpu1, 2)
+        print(f"baseline: {args.bulk} pipelines' children written directly ...", flush=True)
+        direct = bench_bulk_direct(kube, watcher, base, args.bulk, args.timeout)
+        result["bulk"]["direct"] = direct
+        if direct["all_children_s"] and result["bulk"]["all_children_s"]:
+            result["bulk"]["ratio_vs_direct"] = round(
+                result["bulk"]["all_children_s"] / direct["all_children_s"], 2
+            )
         if args.settle:
             time.sleep(args.settle)  # e.g. to include a resync pass in the RSS figures
         end_rss, hwm, _ = operator.rss_kb()
@@ -511,7 +572,8 @@ def format_table(r: dict[str, Any]) -> str:
             (
                 f"apply -> 6 children ({s['pipelines']} one at a time)",
                 f"p50 {s['p50_s']}s, p95 {s['p95_s']}s",
-                f"max {s['max_s']}s, mean {s['mean_s']}s"
+                f"max {s['max_s']}s; direct writes p50 {s['direct']['p50_s']}s "
+                f"(operator {s.get('ratio_p50_vs_direct')}x)"
                 + (f", {len(s['timed_out'])} timed out" if s["timed_out"] else ""),
                 f"p95 <= {aims['single_p95_s']}s",
             )
@@ -527,7 +589,8 @@ def format_table(r: dict[str, Any]) -> str:
                 f"{b['pipelines']} pipelines, one kubectl apply",
                 total,
                 f"apply {b['kubectl_apply_s']}s, all status {b['all_status_s']}s, "
-                f"{b['pipelines_per_s']} pipelines/s",
+                f"{b['pipelines_per_s']} pipelines/s; direct writes {b['direct']['all_children_s']}s "
+                f"(operator {b.get('ratio_vs_direct')}x)",
                 f"<= {aims['bulk_s']:.0f}s",
             )
         )
