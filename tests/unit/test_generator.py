@@ -461,3 +461,21 @@ def test_cli_rejects_a_bad_config_with_a_json_log_line(capsys: Any) -> None:
         root.handlers[:], root.level = saved[0], saved[1]
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["level"] == "error" and "bootstrap" in line["error"] and "ts" in line
+
+
+def test_librdkafka_retrying_warnings_are_info_and_real_warnings_stay(caplog) -> None:
+    from spjobs.generator.producer import _rdkafka_log
+
+    tag = uuid.uuid4().hex  # the repeat filter ignores digits: the letters keep these unique
+    retry = (
+        f"GETPID [{tag}] [thrd:main]: Failed to acquire idempotence PID "
+        "from broker 127.0.0.1:9092/1: Broker: Coordinator load in progress: retrying"
+    )
+    with caplog.at_level(logging.WARNING, logger=_rdkafka_log.name):
+        _rdkafka_log.warning(retry)
+        _rdkafka_log.warning(f"FAIL [{tag}]: Connect to ipv4#127.0.0.1:9092 failed")
+    assert [(r.levelname, r.getMessage()[:4]) for r in caplog.records] == [("WARNING", "FAIL")]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=_rdkafka_log.name):
+        _rdkafka_log.warning(retry)
+    assert [(r.levelname, r.getMessage()[-8:]) for r in caplog.records] == [("INFO", "retrying")]

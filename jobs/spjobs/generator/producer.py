@@ -98,7 +98,20 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class RetryingIsInfo(logging.Filter):
+    """librdkafka's warnings that end in "retrying" are conditions it handles itself (a
+    just-started broker still loading its coordinator, say): info, not warnings.  One that
+    outlasts the retries still surfaces, as a delivery error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.getMessage().rstrip().endswith("retrying"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 _rdkafka_log = logging.getLogger("spjobs.generator.librdkafka")
+_rdkafka_log.addFilter(RetryingIsInfo())
 _rdkafka_log.addFilter(RepeatFilter())
 _client_log = logging.getLogger("spjobs.generator.client")
 _client_log.addFilter(RepeatFilter())
