@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -237,9 +238,47 @@ def test_drift_is_corrected(pipeline, cp, kget):
     assert not kget("streampipeline", NAME)["metadata"].get("finalizers")  # nothing can hang a deletion
 
 
+def _driver_pod(cp, app: dict) -> None:
+    """The old run's driver pod as spark-operator creates it (owned, blocking its owner's
+    deletion), held in Terminating by a finalizer as a pod is during its grace period."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "payments-processor-driver",
+            "namespace": NAMESPACE,
+            "finalizers": ["streampipeline.io/test-hold"],
+            "ownerReferences": [
+                {
+                    "apiVersion": app["apiVersion"],
+                    "kind": "SparkApplication",
+                    "name": app["metadata"]["name"],
+                    "uid": app["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "example.invalid/spark:4.1.1"}]},
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps(pod))
+
+
 def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     old = kget("sparkapplication", "payments-processor")
+    _driver_pod(cp, old)
     _patch_spec(cp, {"processing": {"trigger": "3s", "driver": {"memoryOverhead": "1536m"}}})
+    # Deleted in the foreground: while the old driver pod exists, the old application stays
+    # (terminating) and no new one is submitted under the same driver pod name.
+    app_meta = lambda: (kget("sparkapplication", "payments-processor") or {}).get("metadata", {})  # noqa: E731
+    wait_for(lambda: app_meta().get("deletionTimestamp"), 30, "the old SparkApplication to be terminating")
+    time.sleep(3)
+    held = kget("sparkapplication", "payments-processor")
+    assert held is not None and held["metadata"]["uid"] == old["metadata"]["uid"]
+    cp.kubectl(
+        "patch", "pod", "payments-processor-driver", "-n", NAMESPACE, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}',
+    )  # fmt: skip
     new = wait_for(
         lambda: (app := kget("sparkapplication", "payments-processor"))
         and app["metadata"]["uid"] != old["metadata"]["uid"]

@@ -150,7 +150,9 @@ def _ensure_spark_application(kube: Kube, app: dict[str, Any], logger: logging.L
         old_hash = (old_meta.get("annotations") or {}).get(render.SPEC_HASH_ANNOTATION)
         if old_hash != meta["annotations"][render.SPEC_HASH_ANNOTATION]:
             logger.info(f"SparkApplication {name} changed: replacing it (it resumes from its checkpoint)")
-            kube.delete(render.SPARK_APP_API, "SparkApplication", ns, name)
+            # Foreground: the application stays (terminating) until its driver pod is gone, so
+            # the new one is not submitted while a pod of the same name still exists.
+            kube.delete(render.SPARK_APP_API, "SparkApplication", ns, name, propagation="Foreground")
             if kube.get(render.SPARK_APP_API, "SparkApplication", ns, name) is not None:
                 raise kopf.TemporaryError(f"SparkApplication {name} is still terminating", delay=5)
     kube.apply(app)

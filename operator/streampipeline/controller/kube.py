@@ -116,13 +116,15 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        """Background deletion; False if it did not exist."""
+    def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, propagation: str = "Background"
+    ) -> bool:
+        """Delete (``propagation``: Background, Foreground or Orphan); False if it did not exist."""
         try:
             self._call(
                 "DELETE",
                 self.path(api_version, kind, namespace, name),
-                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
             )
         except ApiException as exc:
             if exc.status == 404:
