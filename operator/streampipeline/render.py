@@ -53,6 +53,7 @@ CONFIG_HASH_ANNOTATION = "streampipeline.io/config-hash"
 MANAGED_BY = "streampipeline-operator"
 TOPIC_ROLES = ("customers", "transactions")
 RUN_AS_USER = 10001
+SPARK_USER = 185  # the apache/spark image's "spark" user (images/spark/Dockerfile: USER 185)
 
 KAFKA_TOPIC_API = "kafka.strimzi.io/v1"
 SPARK_APP_API = "sparkoperator.k8s.io/v1beta2"
@@ -288,12 +289,35 @@ def _processor_config(p: StreamPipeline) -> dict[str, Any]:
     }
 
 
+def _spark_pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": SPARK_USER,
+        "runAsGroup": SPARK_USER,
+        "fsGroup": SPARK_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _spark_container_security_context() -> dict[str, Any]:
+    # Not readOnlyRootFilesystem: Spark writes its work and local dirs inside the image.
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
 def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
     """The Spark Structured Streaming job (checkpoints under ``<sink.path>/_checkpoints``).
 
     The ``streampipeline.io/spec-hash`` annotation lets the controller see that the job
     must be replaced (spark-operator does not restart a running application in place).
     Volumes are mounted by spark-operator's mutating webhook, which must be enabled.
+
+    ``restartPolicy: Always``: a streaming job has no successful end.  With ``OnFailure``
+    a driver that exits cleanly (SIGTERM on a node drain) ends ``COMPLETED`` for good, and
+    the failure budget counts every attempt of the application's life.  Only the driver
+    mounts the volume and the config: parsing and checks run in the executors' JVMs, every
+    file is written by the driver, and a ReadWriteOnce claim mounted by executors on other
+    nodes would keep them from starting.  ``fsGroup`` 185 (the Spark image's user) makes a
+    freshly formatted volume writable.
     """
     proc = p.spec.processing
     n = names(p)
@@ -312,10 +336,8 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
         "arguments": ["--config", CONFIG_PATH],
         "sparkVersion": settings.spark_version,
         "restartPolicy": {
-            "type": "OnFailure",
-            "onFailureRetries": 5,
+            "type": "Always",
             "onFailureRetryInterval": 10,
-            "onSubmissionFailureRetries": 5,
             "onSubmissionFailureRetryInterval": 20,
         },
         "sparkConf": {
@@ -329,6 +351,8 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "serviceAccount": settings.spark_service_account,
             "labels": labels,
             "volumeMounts": mounts,
+            "podSecurityContext": _spark_pod_security_context(),
+            "securityContext": _spark_container_security_context(),
             **({"memoryOverhead": proc.driver.memory_overhead} if proc.driver.memory_overhead else {}),
         },
         "executor": {
@@ -337,7 +361,8 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "memory": proc.executor.memory,
             "javaOptions": JVM_OPTIONS,
             "labels": labels,
-            "volumeMounts": mounts,
+            "podSecurityContext": _spark_pod_security_context(),
+            "securityContext": _spark_container_security_context(),
         },
         "volumes": [
             {"name": "data", "persistentVolumeClaim": {"claimName": n["data"]}},

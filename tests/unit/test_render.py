@@ -211,11 +211,11 @@ def test_spark_application(p):
     assert spec["mainApplicationFile"] == "local:///opt/streampipeline/processor_main.py"
     assert spec["arguments"] == ["--config", "/etc/streampipeline/pipeline.json"]
     assert spec["sparkVersion"] == "4.1.1"
+    # A streaming job is restarted whatever its end (a clean exit on a node drain included),
+    # and spark-operator counts no failure budget down for it.
     assert spec["restartPolicy"] == {
-        "type": "OnFailure",
-        "onFailureRetries": 5,
+        "type": "Always",
         "onFailureRetryInterval": 10,
-        "onSubmissionFailureRetries": 5,
         "onSubmissionFailureRetryInterval": 20,
     }
     assert spec["sparkConf"]["spark.sql.streaming.stopGracefullyOnShutdown"] == "true"
@@ -225,12 +225,25 @@ def test_spark_application(p):
     assert driver["serviceAccount"] == "streampipeline-spark"
     assert driver["labels"]["app.kubernetes.io/component"] == "processor"
     assert executor["instances"] == 1 and executor["cores"] == 1 and executor["memory"] == "1g"
+    # Only the driver writes files: executors on other nodes must not need the RWO claim.
+    assert driver["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data/streampipeline"},
+        {"name": "config", "mountPath": "/etc/streampipeline", "readOnly": True},
+    ]
+    assert "volumeMounts" not in executor
     for part in (driver, executor):
-        assert {"name": "data", "mountPath": "/data/streampipeline"} in part["volumeMounts"]
-        config_mount = {"name": "config", "mountPath": "/etc/streampipeline", "readOnly": True}
-        assert config_mount in part["volumeMounts"]
         # the JVMs that run the validation JIT-compile its (large) generated method
         assert part["javaOptions"] == "-XX:-DontCompileHugeMethods"
+        # the image's user (185) can write a freshly formatted volume; restricted-PSS compatible
+        assert part["podSecurityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 185,
+            "runAsGroup": 185,
+            "fsGroup": 185,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        no_privileges = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        assert part["securityContext"] == no_privileges
     assert spec["volumes"] == [
         {"name": "data", "persistentVolumeClaim": {"claimName": "payments-data"}},
         {"name": "config", "configMap": {"name": "payments-config"}},
@@ -335,9 +348,18 @@ def test_status_phases(p):
     assert conds3["TopicsReady"]["lastTransitionTime"] == "T2"  # unchanged condition keeps its time
     assert conds3["GeneratorReady"]["lastTransitionTime"] == "T3"
 
-    observed.spark_application = {"status": {"applicationState": {"state": "FAILED", "errorMessage": "oom"}}}
+    # A failed submission is retried by spark-operator (restartPolicy Always): degraded, not failed.
+    observed.spark_application = {
+        "status": {"applicationState": {"state": "SUBMISSION_FAILED", "errorMessage": "driver pod exists"}}
+    }
     s4 = compute_status(p, observed, s3, now="T4")
-    assert s4["phase"] == "Failed" and "oom" in s4["message"]
+    assert s4["phase"] == "Degraded" and "driver pod exists" in s4["message"]
+    conds4 = {c["type"]: c for c in s4["conditions"]}
+    assert conds4["ProcessorRunning"]["reason"] == "SubmissionFailed"
+
+    observed.spark_application = {"status": {"applicationState": {"state": "FAILED", "errorMessage": "oom"}}}
+    s5 = compute_status(p, observed, s4, now="T5")
+    assert s5["phase"] == "Failed" and "oom" in s5["message"]
 
 
 def test_status_suspended_and_invalid(p):

@@ -23,7 +23,10 @@ from ..spec import StreamPipeline
 __all__ = ["Observed", "compute_status", "failed_status", "now_iso"]
 
 SPARK_RUNNING = "RUNNING"
-SPARK_GAVE_UP = ("FAILED", "SUBMISSION_FAILED")
+# The job is rendered with restartPolicy Always, so spark-operator retries a failed run or a
+# failed submission (SUBMISSION_FAILED, e.g. the old driver pod still terminating) itself:
+# only FAILED, which that policy never reaches on its own, means it gave up.
+SPARK_GAVE_UP = ("FAILED",)
 
 
 def now_iso() -> str:
