@@ -233,6 +233,10 @@ def test_spark_image_python_packages():
     assert {"pyarrow", "pandas"} <= set(pins)
     assert "pyspark" not in pins  # the image's own
     assert final.all("USER")[-1] == "185"
+    # the SparkApplication's runAsUser/fsGroup are this user, or the volume is not writable
+    from streampipeline.render import SPARK_USER
+
+    assert final.all("USER")[-1] == str(SPARK_USER)
 
 
 def _core_pin(package: str) -> str:
