@@ -1192,7 +1192,10 @@ class SinkSpec:
     )
     volume: VolumeSpec = spec_field(Obj(VolumeSpec), "Storage for `path`.", default_factory=VolumeSpec)
     retain_on_delete: bool = spec_field(
-        Bool(), "Keep the volume and its data when the StreamPipeline is deleted.", default=True
+        Bool(),
+        "Keep the volume and the two Kafka topics (the checkpoint on the volume refers to their "
+        "offsets) when the StreamPipeline is deleted: re-created, it resumes where it stopped.",
+        default=True,
     )
 
 

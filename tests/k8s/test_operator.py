@@ -35,7 +35,9 @@ CHILDREN = [
     ("deployment", "payments-generator"),
     ("sparkapplication", "payments-processor"),
 ]
-OWNED = [c for c in CHILDREN if c[0] != "persistentvolumeclaim"]
+# retainOnDelete (true in the example) keeps the claim and the topics its checkpoint refers to.
+RETAINED = [c for c in CHILDREN if c[0] in ("persistentvolumeclaim", "kafkatopic")]
+OWNED = [c for c in CHILDREN if c not in RETAINED]
 
 
 def _now() -> str:
@@ -133,8 +135,9 @@ def test_children_created_with_owner_references(pipeline, kget):
     }
     for kind, name in OWNED:
         assert kget(kind, name)["metadata"]["ownerReferences"] == [owner], (kind, name)
-    # retainOnDelete: true -> the claim is not owned, so it outlives the pipeline
-    assert not kget("persistentvolumeclaim", "payments-data")["metadata"].get("ownerReferences")
+    # retainOnDelete: true -> the claim and the topics are not owned, so they outlive the pipeline
+    for kind, name in RETAINED:
+        assert not kget(kind, name)["metadata"].get("ownerReferences"), (kind, name)
 
 
 def test_children_match_render(pipeline, kget):
@@ -342,20 +345,30 @@ def test_metrics_and_liveness(pipeline, operator):
     assert "pipelines" in json.loads(operator.healthz())  # kopf caches probe results for a while
 
 
-def test_retain_on_delete_toggles_claim_ownership(pipeline, cp, kget):
+def test_retain_on_delete_toggles_ownership_of_claim_and_topics(pipeline, cp, kget):
     def owners():
-        refs = kget("persistentvolumeclaim", "payments-data")["metadata"].get("ownerReferences") or []
-        return [r["name"] for r in refs]
+        return {
+            name: [r["name"] for r in kget(kind, name)["metadata"].get("ownerReferences") or []]
+            for kind, name in RETAINED
+        }
 
     _patch_spec(cp, {"sink": {"retainOnDelete": False}})
-    wait_for(lambda: owners() == [NAME], 20, "the claim to be owned by the pipeline")
+    wait_for(lambda: set(map(tuple, owners().values())) == {(NAME,)}, 20, "claim and topics owned")
     _patch_spec(cp, {"sink": {"retainOnDelete": True}})
-    wait_for(lambda: owners() == [], 20, "the claim to be released again")
+    wait_for(lambda: set(map(tuple, owners().values())) == {()}, 20, "claim and topics released again")
 
 
-def test_delete_garbage_collects_children_but_keeps_claim(pipeline, cp, kget):
+def test_delete_collects_owned_children_and_a_recreated_pipeline_reuses_the_retained(pipeline, cp, kget):
+    retained = {(k, n): kget(k, n)["metadata"]["uid"] for k, n in RETAINED}
     cp.kubectl("delete", "sp", NAME, "-n", NAMESPACE, "--timeout=30s")
     # The real garbage collector removes owned objects; custom resources may lag ~30 s after
     # their CRD was created (the GC discovers new types on its periodic resync).
     wait_for(lambda: all(kget(k, n) is None for k, n in OWNED), 90, "owned children to be collected", 1.0)
-    assert kget("persistentvolumeclaim", "payments-data") is not None  # retainOnDelete: true
+    for kind, name in RETAINED:  # retainOnDelete: true
+        assert kget(kind, name) is not None, (kind, name)
+    # Re-created: the same claim (checkpoint) and the same topics (offsets), so the job resumes.
+    cp.kubectl("apply", "-f", str(EXAMPLE))
+    wait_for(lambda: all(kget(k, n) for k, n in CHILDREN), 30, "every child to be created again")
+    assert {(k, n): kget(k, n)["metadata"]["uid"] for k, n in RETAINED} == retained
+    cp.kubectl("delete", "sp", NAME, "-n", NAMESPACE, "--timeout=30s")
+    wait_for(lambda: all(kget(k, n) is None for k, n in OWNED), 90, "owned children collected again", 1.0)

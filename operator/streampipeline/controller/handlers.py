@@ -185,7 +185,12 @@ def reconcile(body: Mapping[str, Any], logger: logging.Logger | None = None) -> 
                     if obj["kind"] == "PersistentVolumeClaim":
                         _ensure_pvc(kube, p, obj, body)
                         continue
-                    kopf.adopt(obj, owner=body)  # type: ignore[arg-type]
+                    # Retained topics outlive the pipeline with the volume: the checkpoint on
+                    # it holds their offsets, so a re-created pipeline resumes instead of
+                    # failing on topics that start again at offset 0.  (Server-side apply
+                    # drops an owner reference it set before once it is no longer applied.)
+                    if not (obj["kind"] == "KafkaTopic" and p.spec.sink.retain_on_delete):
+                        kopf.adopt(obj, owner=body)  # type: ignore[arg-type]
                     if obj["kind"] == "SparkApplication":
                         _ensure_spark_application(kube, obj, logger)
                     else:
