@@ -331,6 +331,13 @@ def test_extras_when_enabled(render):
     docs = render(*EXTRAS, "examples.kafka.name=other", "examples.kafka.replicas=3")
     assert one(docs, "StreamPipeline")["spec"]["kafka"]["cluster"] == "other"
     assert one(docs, "Kafka")["spec"]["kafka"]["config"]["min.insync.replicas"] == 2
+    # ... and its topics are replicated enough for the generator's acks=all writes
+    topics = one(docs, "StreamPipeline")["spec"]["kafka"]["topics"]
+    assert topics["customers"]["replicas"] == topics["transactions"]["replicas"] == 3
+    docs = render(*EXTRAS, "examples.kafka.replicas=5")
+    isr = one(docs, "Kafka")["spec"]["kafka"]["config"]["min.insync.replicas"]
+    topics = one(docs, "StreamPipeline")["spec"]["kafka"]["topics"]
+    assert isr <= topics["customers"]["replicas"] == topics["transactions"]["replicas"] == 3
 
 
 def _strimzi_schema(file: str) -> dict:
@@ -438,3 +445,9 @@ def test_values_schema_rejects_bad_values(helm, setting, field, message):
     )
     assert proc.returncode != 0, f"--set {setting} was accepted"
     assert field in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_health_and_metrics_ports_must_differ(helm):
+    proc = run_helm(helm, "template", "rel", str(CHART), "--set", "healthPort=8080", check=False)
+    assert proc.returncode != 0, "one port for both servers was accepted"
+    assert "healthPort and metrics.port must differ" in proc.stderr, proc.stderr
