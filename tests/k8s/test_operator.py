@@ -82,13 +82,14 @@ def _patch_spec(cp, spec: dict, check: bool = True):
 
 def _strimzi_marks_topics_ready(cp) -> None:
     for name in ("payments-customers", "payments-transactions"):
+        topic = json.loads(cp.kubectl("get", "kafkatopic", name, "-n", NAMESPACE, "-o", "json").stdout)
         _patch_status(
             cp,
             "kafkatopic",
             name,
             {
                 "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": _now()}],
-                "observedGeneration": 1,
+                "observedGeneration": topic["metadata"]["generation"],
                 "topicName": name,
             },
         )
@@ -214,6 +215,14 @@ def test_partitions_grow_patches_topic_and_never_shrink(pipeline, cp, kget):
         lambda: kget("kafkatopic", "payments-transactions")["spec"]["partitions"] == 6, 20, "6 partitions"
     )
     assert kget("kafkatopic", "payments-transactions")["metadata"]["uid"] == uid
+    # Strimzi's Ready was for the old spec: it no longer counts until Strimzi observes this one.
+    wait_for(
+        lambda: "not reconciled by Strimzi yet" in _condition(kget, "TopicsReady").get("message", ""),
+        20,
+        "TopicsReady to wait for Strimzi",
+    )
+    _strimzi_marks_topics_ready(cp)
+    wait_for(lambda: _condition(kget, "TopicsReady").get("status") == "True", 20, "TopicsReady again")
     proc = _patch_spec(cp, {"kafka": {"topics": {"transactions": {"partitions": 2}}}}, check=False)
     assert proc.returncode != 0
     assert "spec.kafka.topics.transactions.partitions may only grow" in proc.stderr

@@ -362,6 +362,22 @@ def test_status_phases(p):
     assert s5["phase"] == "Failed" and "oom" in s5["message"]
 
 
+def test_topics_ready_only_for_the_generation_strimzi_observed(p):
+    def topic(generation, observed):
+        return {
+            "metadata": {"generation": generation},
+            "status": {"observedGeneration": observed, "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+
+    observed = Observed(topics={"customers": topic(1, 1), "transactions": topic(2, 1)})
+    s = compute_status(p, observed)
+    cond = {c["type"]: c for c in s["conditions"]}["TopicsReady"]
+    assert s["topics"] == "1/2" and cond["status"] == "False"
+    assert "payments-transactions: generation 2 not reconciled by Strimzi yet" in cond["message"]
+    observed.topics["transactions"] = topic(2, 2)
+    assert compute_status(p, observed)["topics"] == "2/2"
+
+
 def test_status_suspended_and_invalid(p):
     suspended = load_manifest(_manifest(suspend=True))
     s = compute_status(suspended, Observed(topics={"customers": _ready_topic()}, deployment={"status": {}}))

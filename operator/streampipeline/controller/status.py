@@ -1,6 +1,7 @@
 """A StreamPipeline's ``status``, derived from what its children report (pure functions).
 
-* ``TopicsReady``: both KafkaTopics have Strimzi's ``Ready`` condition ``True``.
+* ``TopicsReady``: both KafkaTopics have Strimzi's ``Ready`` condition ``True`` for their
+  current generation (``status.observedGeneration``).
 * ``GeneratorReady``: the Deployment's ``availableReplicas`` reached the desired count.
 * ``ProcessorRunning``: the SparkApplication's ``status.applicationState.state`` is ``RUNNING``.
 * ``Ready``: all three (never while suspended).
@@ -77,7 +78,12 @@ def _topics(p: StreamPipeline, observed: Observed) -> tuple[bool, str, str, int]
             problems.append(f"KafkaTopic {name} does not exist")
             continue
         cond = _ready_condition(topic)
-        if cond is not None and cond.get("status") == "True":
+        generation = (topic.get("metadata") or {}).get("generation")
+        seen = (topic.get("status") or {}).get("observedGeneration")
+        if generation is not None and (seen is None or seen < generation):
+            # Strimzi's Ready is about the spec it last saw: after an edit, not yet this one.
+            problems.append(f"KafkaTopic {name}: generation {generation} not reconciled by Strimzi yet")
+        elif cond is not None and cond.get("status") == "True":
             ready += 1
         elif cond is not None:
             problems.append(
