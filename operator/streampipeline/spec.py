@@ -937,7 +937,9 @@ class TopicSpec:
     partitions: int = spec_field(Int(1, 1000), "Number of partitions.", default=3)
     replicas: int = spec_field(
         Int(1, 10),
-        "Replication factor. 1 suits a single-broker development cluster; use 3 in production.",
+        "Replication factor. 1 suits a single-broker development cluster; use 3 in production. "
+        "Strimzi changes it on an existing topic only with Cruise Control; without it the "
+        "KafkaTopic stays not ready (TopicsReady says why).",
         default=1,
     )
     config: FrozenMap = spec_field(
