@@ -90,3 +90,58 @@ def test_compaction_keeps_only_what_the_filter_keeps(tmp_path):
         t.write(b, pa.table({"transaction_id": [f"T{b}"], "n": [b]}))
     t.compact(2, keep=lambda tbl: tbl.filter(pa.compute.greater_equal(tbl["n"], 1)))
     assert [i for x in t.read_before(3) for i in x["transaction_id"].to_pylist()] == ["T1", "T2"]
+
+
+def test_each_file_is_flushed_before_what_vouches_for_it_and_each_directory_after(tmp_path, monkeypatch):
+    """A node crash keeps only what reached the disk: data before markers, renames and
+    manifests; directory entries once made.  Records every fsync and what existed then."""
+    from spjobs.processor import state
+
+    flushed: list[tuple[str, bool]] = []  # (path relative to tmp_path, a marker existed beside it)
+    real = state.fsync_path
+
+    def record(path):
+        p = type(tmp_path)(path)
+        beside = p.parent if p.is_file() else p
+        has_marker = any((beside / m).exists() for m in ("_SUCCESS", "_COMMITTED"))
+        flushed.append((str(p.relative_to(tmp_path)), has_marker))
+        real(p)
+
+    monkeypatch.setattr(state, "fsync_path", record)
+    table = pa.table({"id": ["a", "b"]})
+
+    DeltaTable(tmp_path / "ids").write(7, table)
+    assert flushed == [
+        ("ids/delta-0000000007/part-00000.parquet", False),  # data, before the marker
+        ("ids/delta-0000000007", True),  # the marker's entry (after the data)
+        ("ids", False),  # the delta directory's entry
+    ]
+
+    flushed.clear()
+    Snapshots(tmp_path / "snaps").write(7, {"agg.parquet": table}, {"counters.json": {"n": 2}})
+    assert flushed == [
+        ("snaps/snap-0000000007/agg.parquet", False),
+        ("snaps/snap-0000000007/counters.json", False),
+        ("snaps/snap-0000000007", True),
+        ("snaps", False),
+    ]
+
+    flushed.clear()
+    pub = Publisher(tmp_path / "sink", tmp_path / "work")
+    (tmp_path / "sink" / "transactions").mkdir(parents=True)
+    stage(pub, 7, "transactions", "year=2026/month=11/part-0.parquet")
+    pub.publish(7, ["transactions"])
+    paths = [p for p, _ in flushed]
+    # the manifest (data, then its rename) before any move; then the new entries, deepest first
+    assert paths == [
+        "work/manifests/.batch-0000000007.json.tmp",
+        "work/manifests",
+        "sink/transactions/year=2026/month=11",
+        "sink/transactions/year=2026",
+        "sink/transactions",
+    ]
+
+    flushed.clear()
+    snapshot = tmp_path / "snaps" / "snap-0000000007" / "agg.parquet"
+    replace_file(snapshot, tmp_path / "sink" / "agg" / "part.parquet")
+    assert [p for p, _ in flushed] == ["sink/agg/.part.parquet.tmp", "sink/agg"]

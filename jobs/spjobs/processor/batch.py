@@ -26,7 +26,15 @@ from pyspark.sql import DataFrame
 from .. import contract as C
 from . import stateful as S
 from .config import ProcessorConfig
-from .state import DeltaTable, Publisher, Snapshots, atomic_write_text, replace_file, write_part
+from .state import (
+    DeltaTable,
+    Publisher,
+    Snapshots,
+    atomic_write_text,
+    fsync_path,
+    replace_file,
+    write_part,
+)
 
 log = logging.getLogger("spjobs.processor")
 
@@ -92,6 +100,8 @@ class BatchProcessor:
         self.history = History(self.txids_state, self.customers_state, self.window_us)
         for name in (C.OUT_TRANSACTIONS, C.OUT_CUSTOMERS, C.OUT_QUARANTINE):
             (self.sink / name).mkdir(parents=True, exist_ok=True)
+        for d in (self.sink, work.parent, work, work / "state"):  # the directories above are on disk
+            fsync_path(d)
 
     # -- the foreachBatch entry point ---------------------------------------------------
     def __call__(self, checked: DataFrame, batch_id: int) -> None:

@@ -11,6 +11,11 @@ same input.  Everything here is therefore keyed by batch id:
   id, and a manifest lists them; a re-run first deletes what the manifest lists.
 
 The result: any SIGKILL followed by a restart leaves no missing and no duplicated row.
+
+A node crash or power loss loses what is only in the page cache, so every file is flushed
+(``fsync``) before the marker, rename or manifest that vouches for it, and each directory
+after the entries that matter were made in it: when ``foreachBatch`` returns, and Spark
+writes its commit, the whole batch is on disk.
 """
 
 from __future__ import annotations
@@ -33,16 +38,34 @@ def _batch_of(name: str) -> int:
     return int(name.rsplit("-", 1)[1].split(".")[0])
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a directory's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mark(path: Path) -> None:
+    """Create a marker file and make its directory entry (and the files flushed before it) durable."""
+    path.touch()
+    fsync_path(path.parent)
+
+
 def write_part(table: pa.Table, directory: Path) -> None:
-    """One Parquet file in ``directory`` (named as Spark names its parts)."""
+    """One Parquet file in ``directory`` (named as Spark names its parts), flushed to disk."""
     directory.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, directory / "part-00000.parquet", compression="zstd")
+    fsync_path(directory / "part-00000.parquet")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
+    fsync_path(tmp)
     os.replace(tmp, path)
+    fsync_path(path.parent)
 
 
 class DeltaTable:
@@ -87,7 +110,8 @@ class DeltaTable:
         target = self.delta_path(batch_id)
         shutil.rmtree(target, ignore_errors=True)
         write_part(table, target)
-        (target / "_SUCCESS").touch()
+        mark(target / "_SUCCESS")
+        fsync_path(self.root)
 
     def read_before(self, batch_id: int) -> list[pa.Table]:
         """Every row of batches < ``batch_id``, as one table per base/delta."""
@@ -107,9 +131,10 @@ class DeltaTable:
             tables = [pq.read_table(p) for p in paths]
             folded = pa.concat_tables(tables, promote_options="permissive")
             write_part(keep(folded) if keep else folded, tmp)
-            (tmp / "_SUCCESS").touch()
+            mark(tmp / "_SUCCESS")
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
+            fsync_path(self.root)  # the base is durable before the deltas it covers go
         for b, p in self._dirs("delta") + self._dirs("base"):
             if b <= upto and p != target:
                 shutil.rmtree(p, ignore_errors=True)
@@ -148,9 +173,12 @@ class Snapshots:
         d.mkdir(parents=True)
         for name, table in tables.items():
             pq.write_table(table, d / name)
+            fsync_path(d / name)
         for name, doc in docs.items():
             (d / name).write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
-        (d / "_COMMITTED").touch()
+            fsync_path(d / name)
+        mark(d / "_COMMITTED")
+        fsync_path(self.root)
         for _, old in self._committed()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return d
@@ -195,9 +223,15 @@ class Publisher:
         rels = [str(dst.relative_to(self.sink)) for _, dst in moves]
         # The manifest is written before the first move, so undo() can always clean up.
         atomic_write_text(self.manifests / f"{prefix}.json", json.dumps(rels))
+        made: set[Path] = set()
         for src, dst in moves:
+            for d in reversed(dst.relative_to(self.sink).parents[:-1]):  # e.g. year=/month=
+                if not (self.sink / d).is_dir():
+                    made.add((self.sink / d).parent)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
+            os.replace(src, dst)  # the staged file's data was flushed by write_part
+        for d in sorted({dst.parent for _, dst in moves} | made, key=lambda p: len(p.parts), reverse=True):
+            fsync_path(d)
         shutil.rmtree(self.staging / prefix, ignore_errors=True)
         return rels
 
@@ -213,4 +247,6 @@ def replace_file(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
+    fsync_path(tmp)
     os.replace(tmp, dst)
+    fsync_path(dst.parent)
