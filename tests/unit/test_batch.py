@@ -4,7 +4,7 @@ processor (index rebuilt from the state deltas) judges ids exactly as the runnin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pyarrow.dataset as ds
 from test_transforms import RAW_SCHEMA, cust, txn
@@ -70,3 +70,26 @@ def test_ids_are_forgotten_after_the_window_and_a_restart_agrees(spark, tmp_path
     txns = ds.dataset(tmp_path / C.OUT_TRANSACTIONS, format="parquet", partitioning="hive").to_table()
     states = dict(zip(txns["kafka_offset"].to_pylist(), txns["state"].to_pylist()))
     assert states == {2: "PE", 101: "SP", 200: "SP"}  # as of arrival: 08:00 PE, later SP
+
+
+def test_a_kafka_timestamp_far_ahead_does_not_empty_the_window(spark, tmp_path, caplog):
+    """One record stamped a day ahead by a skewed producer clock counts as at most
+    MAX_CLOCK_SKEW_MS ahead: the hour's ids are still remembered."""
+    cfg = ProcessorConfig(bootstrap_servers="unused:9092", sink_path=str(tmp_path), dedup_window_seconds=3600)
+    p = BatchProcessor(cfg)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    run_batch(
+        spark,
+        p,
+        0,
+        [
+            ("customers", now - timedelta(minutes=20), cust()),
+            ("transactions", now - timedelta(minutes=10), txn("T1")),
+        ],
+    )
+    run_batch(spark, p, 1, [("transactions", now + timedelta(days=1), txn("T9"))])
+    counted = p.snapshots.read_json(2, "counters.json", {})["max_kafka_timestamp_ms"]
+    assert counted <= (now + timedelta(days=1)).replace(tzinfo=timezone.utc).timestamp() * 1000 - 3600_000
+    assert "kafka_timestamp_ahead" in caplog.text
+    run_batch(spark, p, 2, [("transactions", now - timedelta(minutes=5), txn("T1"))])
+    assert outcome(tmp_path)["T1"] == ["ok", C.REASON_DUPLICATE_TRANSACTION_ID]

@@ -39,6 +39,10 @@ from .state import (
 log = logging.getLogger("spjobs.processor")
 
 AMOUNT_ARROW = pa.decimal128(18, 2)
+# The deduplication window is measured back from the newest Kafka timestamp seen.  Producers
+# set those (CreateTime), so one record stamped far ahead by a skewed clock would move the
+# window past every remembered id: a timestamp counts at most this far ahead of our clock.
+MAX_CLOCK_SKEW_MS = 60_000
 
 
 @dataclass
@@ -74,6 +78,17 @@ class _Phases:
         now = time.monotonic()
         self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._t, 3)
         self._t = now
+
+
+def _bounded_by_clock(topic: str, ms: int) -> int:
+    """A Kafka timestamp, counted at most :data:`MAX_CLOCK_SKEW_MS` ahead of this clock."""
+    limit = int(time.time() * 1000) + MAX_CLOCK_SKEW_MS
+    if ms <= limit:
+        return ms
+    hint = "a producer's clock is ahead: the deduplication window ignores the excess"
+    event = {"event": "kafka_timestamp_ahead", "topic": topic, "timestamp_ms": ms, "counted_ms": limit}
+    log.warning(json.dumps({**event, "hint": hint}))
+    return limit
 
 
 class BatchProcessor:
@@ -212,6 +227,7 @@ class BatchProcessor:
             ts = pc.max(t["kafka_timestamp"]).as_py()
             if ts is not None:
                 ms = int(ts.replace(tzinfo=timezone.utc).timestamp() * 1000)
+                ms = _bounded_by_clock(topic, ms)
                 counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ms)
             reasons = t["reason"].drop_null().value_counts().to_pylist()
             for r in reasons:
