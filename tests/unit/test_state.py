@@ -84,6 +84,21 @@ def test_delta_table_write_read_and_compact(tmp_path):
     assert ids == sorted(f"T{b}{s}" for b in range(4) for s in "ab")
 
 
+def test_compaction_also_removes_covered_directories_that_lost_their_marker(tmp_path):
+    t = DeltaTable(tmp_path / "ids")
+    for b in range(4):
+        t.write(b, pa.table({"transaction_id": [f"T{b}"]}))
+    t.compact(1)  # base-1 holds batches 0 and 1
+    # The removal of delta-0 after that compaction was interrupted just after its marker went.
+    t.write(0, pa.table({"transaction_id": ["T0"]}))
+    (t.delta_path(0) / "_SUCCESS").unlink()
+    t.compact(2)
+    left = sorted(p.name for p in (tmp_path / "ids").iterdir())
+    assert left == ["base-0000000002", "delta-0000000003"]
+    ids = sorted(i for x in t.read_before(4) for i in x["transaction_id"].to_pylist())
+    assert ids == ["T0", "T1", "T2", "T3"]
+
+
 def test_compaction_keeps_only_what_the_filter_keeps(tmp_path):
     t = DeltaTable(tmp_path / "ids")
     for b in range(3):

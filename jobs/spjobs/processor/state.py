@@ -135,8 +135,10 @@ class DeltaTable:
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
             fsync_path(self.root)  # the base is durable before the deltas it covers go
-        for b, p in self._dirs("delta") + self._dirs("base"):
-            if b <= upto and p != target:
+        # Everything else <= upto goes, with or without its marker: a directory whose
+        # marker an interrupted removal already took is garbage too.
+        for p in [*self.root.glob("delta-*"), *self.root.glob("base-*")]:
+            if not p.name.endswith(".tmp") and _batch_of(p.name) <= upto and p != target:
                 shutil.rmtree(p, ignore_errors=True)
 
 
