@@ -174,6 +174,17 @@ def _rate(p: StreamPipeline) -> str:
     return str(int(rate)) if float(rate).is_integer() else repr(rate)
 
 
+def _pod_security_context(user: int) -> dict[str, Any]:
+    """Non-root as the image's user; ``fsGroup`` makes a fresh volume writable for it."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "fsGroup": user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def _container_security_context() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
@@ -252,13 +263,7 @@ def generator_deployment(p: StreamPipeline, settings: Settings) -> dict[str, Any
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS_USER,
-                        "runAsGroup": RUN_AS_USER,
-                        "fsGroup": RUN_AS_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": _pod_security_context(RUN_AS_USER),
                     "terminationGracePeriodSeconds": 30,
                     "containers": [container],
                     "volumes": [
@@ -286,16 +291,6 @@ def _processor_config(p: StreamPipeline) -> dict[str, Any]:
         "topics": {role: kafka["topics"][role]["name"] for role in TOPIC_ROLES},
         "processing": config["processing"],
         "sink": config["sink"],
-    }
-
-
-def _spark_pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": SPARK_USER,
-        "runAsGroup": SPARK_USER,
-        "fsGroup": SPARK_USER,
-        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
@@ -351,7 +346,7 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "serviceAccount": settings.spark_service_account,
             "labels": labels,
             "volumeMounts": mounts,
-            "podSecurityContext": _spark_pod_security_context(),
+            "podSecurityContext": _pod_security_context(SPARK_USER),
             "securityContext": _spark_container_security_context(),
             **({"memoryOverhead": proc.driver.memory_overhead} if proc.driver.memory_overhead else {}),
         },
@@ -361,7 +356,7 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "memory": proc.executor.memory,
             "javaOptions": JVM_OPTIONS,
             "labels": labels,
-            "podSecurityContext": _spark_pod_security_context(),
+            "podSecurityContext": _pod_security_context(SPARK_USER),
             "securityContext": _spark_container_security_context(),
         },
         "volumes": [
