@@ -429,6 +429,7 @@ def test_notes_tell_the_next_command(helm, tmp_path, sets):
         ("image.tagg=1", "'tagg' not allowed", "additional properties"),
         ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0", "does not match pattern"),
         ("metrics.port=0", "/metrics/port", "minimum"),
+        ("resyncSeconds=-1", "/resyncSeconds", "minimum"),  # 0 turns resync off: allowed
         ("examples.kafka.storage.type=nfs", "/examples/kafka/storage/type", "value must be one of"),
         ("kafkaUi.enabled=yes", "/kafkaUi/enabled", "want boolean"),
     ],
