@@ -312,8 +312,11 @@ def test_processing_change_replaces_spark_application(pipeline, cp, kget):
 
 
 def test_suspend_and_resume(pipeline, cp, kget):
+    old = kget("sparkapplication", "payments-processor")
+    _driver_pod(cp, old)  # still stopping (finishing its batch) when the user resumes
     _patch_spec(cp, {"suspend": True})
-    wait_for(lambda: kget("sparkapplication", "payments-processor") is None, 20, "SparkApplication deleted")
+    app_meta = lambda: (kget("sparkapplication", "payments-processor") or {}).get("metadata", {})  # noqa: E731
+    wait_for(lambda: app_meta().get("deletionTimestamp"), 20, "SparkApplication terminating")
     assert kget("deployment", "payments-generator")["spec"]["replicas"] == 0
     wait_for(lambda: _status(kget).get("phase") == "Suspended", 20, "phase Suspended")
     ready = _condition(kget, "Ready")
@@ -321,7 +324,15 @@ def test_suspend_and_resume(pipeline, cp, kget):
     assert kget("kafkatopic", "payments-customers") and kget("persistentvolumeclaim", "payments-data")
 
     _patch_spec(cp, {"suspend": False})
-    wait_for(lambda: kget("sparkapplication", "payments-processor"), 20, "SparkApplication re-created")
+    time.sleep(3)  # no new run while the old driver pod exists
+    assert app_meta()["uid"] == old["metadata"]["uid"]
+    cp.kubectl(
+        "patch", "pod", "payments-processor-driver", "-n", NAMESPACE, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}',
+    )  # fmt: skip
+    wait_for(
+        lambda: app_meta().get("uid") not in (None, old["metadata"]["uid"]), 30, "SparkApplication re-created"
+    )
     assert kget("deployment", "payments-generator")["spec"]["replicas"] == 1
     wait_for(lambda: _kubelet_marks_generator_pods_ready(cp), 20, "a generator pod")
     _spark_operator_marks_running(cp)

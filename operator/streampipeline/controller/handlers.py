@@ -205,7 +205,12 @@ def reconcile(body: Mapping[str, Any], logger: logging.Logger | None = None) -> 
             if p.spec.suspend:
                 processor = render.names(p)["processor"]
                 try:
-                    if kube.delete(render.SPARK_APP_API, "SparkApplication", ns, processor):
+                    # Foreground, as when replacing it: a resume cannot submit a new run
+                    # while the stopping driver pod (which finishes its batch) still exists.
+                    deleted = kube.delete(
+                        render.SPARK_APP_API, "SparkApplication", ns, processor, propagation="Foreground"
+                    )
+                    if deleted:
                         logger.info(f"suspended: deleted SparkApplication {processor}")
                 except ApiException as exc:
                     if exc.status != 404:  # 404: no such kind installed, nothing to delete
