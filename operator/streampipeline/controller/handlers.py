@@ -139,6 +139,13 @@ def _ensure_pvc(kube: Kube, p: StreamPipeline, claim: dict[str, Any], owner: Map
         )
 
 
+def _delete_spark_application(kube: Kube, ns: str, name: str) -> bool:
+    """Delete in the foreground: the application stays (terminating) until its driver pod is
+    gone, so no new run (a replacement, a resume) is submitted while a pod of the same name
+    still exists.  False if there was none."""
+    return kube.delete(render.SPARK_APP_API, "SparkApplication", ns, name, propagation="Foreground")
+
+
 def _ensure_spark_application(kube: Kube, app: dict[str, Any], logger: logging.Logger) -> None:
     meta = app["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -150,9 +157,7 @@ def _ensure_spark_application(kube: Kube, app: dict[str, Any], logger: logging.L
         old_hash = (old_meta.get("annotations") or {}).get(render.SPEC_HASH_ANNOTATION)
         if old_hash != meta["annotations"][render.SPEC_HASH_ANNOTATION]:
             logger.info(f"SparkApplication {name} changed: replacing it (it resumes from its checkpoint)")
-            # Foreground: the application stays (terminating) until its driver pod is gone, so
-            # the new one is not submitted while a pod of the same name still exists.
-            kube.delete(render.SPARK_APP_API, "SparkApplication", ns, name, propagation="Foreground")
+            _delete_spark_application(kube, ns, name)
             if kube.get(render.SPARK_APP_API, "SparkApplication", ns, name) is not None:
                 raise kopf.TemporaryError(f"SparkApplication {name} is still terminating", delay=5)
     kube.apply(app)
@@ -205,12 +210,7 @@ def reconcile(body: Mapping[str, Any], logger: logging.Logger | None = None) -> 
             if p.spec.suspend:
                 processor = render.names(p)["processor"]
                 try:
-                    # Foreground, as when replacing it: a resume cannot submit a new run
-                    # while the stopping driver pod (which finishes its batch) still exists.
-                    deleted = kube.delete(
-                        render.SPARK_APP_API, "SparkApplication", ns, processor, propagation="Foreground"
-                    )
-                    if deleted:
+                    if _delete_spark_application(kube, ns, processor):
                         logger.info(f"suspended: deleted SparkApplication {processor}")
                 except ApiException as exc:
                     if exc.status != 404:  # 404: no such kind installed, nothing to delete
