@@ -225,14 +225,13 @@ class Publisher:
         rels = [str(dst.relative_to(self.sink)) for _, dst in moves]
         # The manifest is written before the first move, so undo() can always clean up.
         atomic_write_text(self.manifests / f"{prefix}.json", json.dumps(rels))
-        made: set[Path] = set()
         for src, dst in moves:
-            for d in reversed(dst.relative_to(self.sink).parents[:-1]):  # e.g. year=/month=
-                if not (self.sink / d).is_dir():
-                    made.add((self.sink / d).parent)
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)  # the staged file's data was flushed by write_part
-        for d in sorted({dst.parent for _, dst in moves} | made, key=lambda p: len(p.parts), reverse=True):
+        # Every directory between a moved file and the sink holds a new entry or may
+        # (year=/month= made just now): flushed deepest first.
+        dirs = {d for _, dst in moves for d in dst.parents if self.sink in d.parents}
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
             fsync_path(d)
         shutil.rmtree(self.staging / prefix, ignore_errors=True)
         return rels
