@@ -276,21 +276,29 @@ def _driver_pod(cp, app: dict) -> None:
     cp.kubectl("apply", "-f", "-", input=json.dumps(pod))
 
 
+def _release_driver_pod(cp) -> None:
+    cp.kubectl(
+        "patch", "pod", "payments-processor-driver", "-n", NAMESPACE, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}',
+    )  # fmt: skip
+
+
+def _app_meta(kget) -> dict:
+    return (kget("sparkapplication", "payments-processor") or {}).get("metadata", {})
+
+
 def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     old = kget("sparkapplication", "payments-processor")
     _driver_pod(cp, old)
     _patch_spec(cp, {"processing": {"trigger": "3s", "driver": {"memoryOverhead": "1536m"}}})
     # Deleted in the foreground: while the old driver pod exists, the old application stays
     # (terminating) and no new one is submitted under the same driver pod name.
-    app_meta = lambda: (kget("sparkapplication", "payments-processor") or {}).get("metadata", {})  # noqa: E731
-    wait_for(lambda: app_meta().get("deletionTimestamp"), 30, "the old SparkApplication to be terminating")
+    terminating = lambda: _app_meta(kget).get("deletionTimestamp")  # noqa: E731
+    wait_for(terminating, 30, "the old SparkApplication to be terminating")
     time.sleep(3)
     held = kget("sparkapplication", "payments-processor")
     assert held is not None and held["metadata"]["uid"] == old["metadata"]["uid"]
-    cp.kubectl(
-        "patch", "pod", "payments-processor-driver", "-n", NAMESPACE, "--type=merge",
-        "-p", '{"metadata":{"finalizers":null}}',
-    )  # fmt: skip
+    _release_driver_pod(cp)
     new = wait_for(
         lambda: (app := kget("sparkapplication", "payments-processor"))
         and app["metadata"]["uid"] != old["metadata"]["uid"]
@@ -315,8 +323,7 @@ def test_suspend_and_resume(pipeline, cp, kget):
     old = kget("sparkapplication", "payments-processor")
     _driver_pod(cp, old)  # still stopping (finishing its batch) when the user resumes
     _patch_spec(cp, {"suspend": True})
-    app_meta = lambda: (kget("sparkapplication", "payments-processor") or {}).get("metadata", {})  # noqa: E731
-    wait_for(lambda: app_meta().get("deletionTimestamp"), 20, "SparkApplication terminating")
+    wait_for(lambda: _app_meta(kget).get("deletionTimestamp"), 20, "SparkApplication terminating")
     assert kget("deployment", "payments-generator")["spec"]["replicas"] == 0
     wait_for(lambda: _status(kget).get("phase") == "Suspended", 20, "phase Suspended")
     ready = _condition(kget, "Ready")
@@ -325,14 +332,10 @@ def test_suspend_and_resume(pipeline, cp, kget):
 
     _patch_spec(cp, {"suspend": False})
     time.sleep(3)  # no new run while the old driver pod exists
-    assert app_meta()["uid"] == old["metadata"]["uid"]
-    cp.kubectl(
-        "patch", "pod", "payments-processor-driver", "-n", NAMESPACE, "--type=merge",
-        "-p", '{"metadata":{"finalizers":null}}',
-    )  # fmt: skip
-    wait_for(
-        lambda: app_meta().get("uid") not in (None, old["metadata"]["uid"]), 30, "SparkApplication re-created"
-    )
+    assert _app_meta(kget)["uid"] == old["metadata"]["uid"]
+    _release_driver_pod(cp)
+    recreated = lambda: _app_meta(kget).get("uid") not in (None, old["metadata"]["uid"])  # noqa: E731
+    wait_for(recreated, 30, "SparkApplication re-created")
     assert kget("deployment", "payments-generator")["spec"]["replicas"] == 1
     wait_for(lambda: _kubelet_marks_generator_pods_ready(cp), 20, "a generator pod")
     _spark_operator_marks_running(cp)
