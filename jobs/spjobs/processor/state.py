@@ -53,11 +53,16 @@ def mark(path: Path) -> None:
     fsync_path(path.parent)
 
 
+def write_table(table: pa.Table, path: Path, **options: object) -> None:
+    """A Parquet file, flushed to disk."""
+    pq.write_table(table, path, **options)
+    fsync_path(path)
+
+
 def write_part(table: pa.Table, directory: Path) -> None:
     """One Parquet file in ``directory`` (named as Spark names its parts), flushed to disk."""
     directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, directory / "part-00000.parquet", compression="zstd")
-    fsync_path(directory / "part-00000.parquet")
+    write_table(table, directory / "part-00000.parquet", compression="zstd")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -174,8 +179,7 @@ class Snapshots:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
         for name, table in tables.items():
-            pq.write_table(table, d / name)
-            fsync_path(d / name)
+            write_table(table, d / name)
         for name, doc in docs.items():
             (d / name).write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
             fsync_path(d / name)
