@@ -4,7 +4,9 @@
   benchmark (``ProducerPerformance`` from the same jars) on the same broker, with the
   same record size, acks, idempotence, batching and compression;
 * the Spark job's processed rows/s on a backlog vs a plain Kafka -> Parquet copy query on
-  the same data, same session, same batch size;
+  the same data, same session, same batch size; and vs a parse-only copy (the same query
+  with every payload parsed as the job parses it, nothing checked): the floor any job that
+  reads the JSON pays;
 * end-to-end freshness: Kafka timestamp of a transaction -> its row visible in Parquet.
 
 Figures, not pass/fail: printed as a table and written as JSON.
@@ -115,14 +117,16 @@ def _fill_topics(kafka: EmbeddedKafka, prefix: str, events: int, customers: int)
 def bench_spark(
     kafka: EmbeddedKafka, events: int, batch: int, workdir: Path, rounds: int = 3
 ) -> dict[str, Any]:
-    """The job against a plain Kafka->Parquet copy of the same backlog, in alternating rounds
-    (on 2 cores one run of either varies by +-20%; the median of the per-round ratios is
-    the figure, and the range is reported with it)."""
+    """The job against a plain Kafka->Parquet copy of the same backlog, and against that copy
+    with every payload parsed, in alternating rounds (on 2 cores one run of any of them
+    varies by +-20%; the median of the per-round ratios is the figure, and the range is
+    reported with it)."""
     from pyspark.sql import functions as F
 
     from spjobs.processor.batch import BatchProcessor
     from spjobs.processor.config import ProcessorConfig
     from spjobs.processor.job import CONSUMER_OPTIONS, build_session, start_query
+    from spjobs.processor.transforms import parse_payloads
 
     spark = build_session(
         "streampipeline-bench",
@@ -133,7 +137,7 @@ def bench_spark(
     spark.sparkContext.setLogLevel("ERROR")
     results: dict[str, Any] = {"events": events, "max_offsets_per_trigger": batch, "rounds": rounds}
 
-    def copy_job(prefix: str, out: Path) -> float:
+    def copy_job(prefix: str, out: Path, parse: bool = False) -> float:
         def src(topic: str, limit: int | None):
             r = (
                 spark.readStream.format("kafka")
@@ -155,9 +159,9 @@ def bench_spark(
             )
 
         t0 = time.perf_counter()
+        raw = src(f"{prefix}-transactions", batch).unionByName(src(f"{prefix}-customers", None))
         q = (
-            src(f"{prefix}-transactions", batch)
-            .unionByName(src(f"{prefix}-customers", None))
+            (parse_payloads(raw) if parse else raw)
             .writeStream.format("parquet")
             .option("path", str(out / "data"))
             .option("checkpointLocation", str(out / "chk"))
@@ -186,28 +190,38 @@ def bench_spark(
     warm = _fill_topics(kafka, "warm", min(events, 2 * batch), 2000)
     total_warm = warm.customers + (warm.records or 0)
     copy_job("warm", workdir / "copy-warm")
+    copy_job("warm", workdir / "parsed-warm", parse=True)
     our_job("warm", workdir / "ours-warm")
     data = _fill_topics(kafka, "sparkbench", events, 2000)
     rows = data.customers + events
-    copy_times, job_times, phase_totals, batches = [], [], {}, 0
+    copy_times, parsed_times, job_times, phase_totals, batches = [], [], [], {}, 0
     for r in range(rounds):  # each round reads the same backlog from the start
         copy_times.append(copy_job("sparkbench", workdir / f"copy-{r}"))
+        parsed_times.append(copy_job("sparkbench", workdir / f"parsed-{r}", parse=True))
         ours_s, processor = our_job("sparkbench", workdir / f"ours-{r}")
         job_times.append(ours_s)
         batches += processor.batches_timed
         for k, v in processor.phase_totals.items():
             phase_totals[k] = phase_totals.get(k, 0.0) + v
     ratios = sorted(c / j for c, j in zip(copy_times, job_times))
+    vs_parsed = sorted(p / j for p, j in zip(parsed_times, job_times))
+    parsed_vs_copy = sorted(c / p for c, p in zip(copy_times, parsed_times))
     copy_s, ours_s = statistics.median(copy_times), statistics.median(job_times)
     results.update(
         rows=rows,
         warmup_rows=total_warm,
         copy_rows_per_s=round(rows / copy_s),
         copy_seconds=[round(t, 2) for t in copy_times],
+        parsed_copy_rows_per_s=round(rows / statistics.median(parsed_times)),
+        parsed_copy_seconds=[round(t, 2) for t in parsed_times],
         job_rows_per_s=round(rows / ours_s),
         job_seconds=[round(t, 2) for t in job_times],
         ratio_job_vs_copy=round(statistics.median(ratios), 3),
         ratio_range=[round(ratios[0], 3), round(ratios[-1], 3)],
+        ratio_parsed_copy_vs_copy=round(statistics.median(parsed_vs_copy), 3),
+        ratio_parsed_copy_range=[round(parsed_vs_copy[0], 3), round(parsed_vs_copy[-1], 3)],
+        ratio_job_vs_parsed_copy=round(statistics.median(vs_parsed), 3),
+        ratio_vs_parsed_range=[round(vs_parsed[0], 3), round(vs_parsed[-1], 3)],
         job_batches=batches,
         # where a batch's time goes: "spark" is the one Spark job (read, parse, check, to Arrow)
         job_phase_seconds_per_batch={k: round(v / max(1, batches), 3) for k, v in phase_totals.items()},
@@ -385,6 +399,23 @@ def format_table(r: dict[str, Any]) -> str:
                 "aim >= 0.7x",
             )
         )
+        if "parsed_copy_rows_per_s" in s:
+            rows += [
+                (
+                    "  vs parse-only copy",
+                    f"{s['ratio_job_vs_parsed_copy']:.2f}x",
+                    f"parse-only copy {s['parsed_copy_rows_per_s']:,}/s; "
+                    f"{s['ratio_vs_parsed_range'][0]:.2f}-{s['ratio_vs_parsed_range'][1]:.2f}x",
+                    "",
+                ),
+                (
+                    "  parse-only copy",
+                    f"{s['ratio_parsed_copy_vs_copy']:.2f}x plain copy",
+                    f"{s['ratio_parsed_copy_range'][0]:.2f}-{s['ratio_parsed_copy_range'][1]:.2f}x "
+                    "(the same copy, every payload parsed as the job parses it)",
+                    "",
+                ),
+            ]
         phases = s.get("job_phase_seconds_per_batch") or {}
         if phases:
             rows.append(

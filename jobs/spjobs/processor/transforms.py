@@ -37,6 +37,11 @@ def _json_schema(fields: Sequence[str]) -> T.StructType:
     )
 
 
+def payload_schema() -> T.StructType:
+    """The union of both record types' fields, each a string, plus ``_corrupt``."""
+    return _json_schema(tuple(dict.fromkeys(C.CUSTOMER_FIELDS + C.TRANSACTION_FIELDS)))
+
+
 def _blank(col: Column) -> Column:
     return col.isNull() | (F.trim(col) == "")
 
@@ -198,8 +203,7 @@ class BatchChecker:
         # the required-field scan and the typed columns are two projections, not four.
         in_json = lambda name: F.col(f"_j.{name}")  # noqa: E731
         cust, txn = customer_rules(in_json), transaction_rules(in_json)
-        fields = tuple(dict.fromkeys(cust.fields + txn.fields))
-        schema = _json_schema(fields)
+        schema = payload_schema()
         self._parse = [*RAW_COLUMNS, _from_json(schema).alias("_j")]
         self._typed = [
             *RAW_COLUMNS,
@@ -249,6 +253,12 @@ class BatchChecker:
     def __call__(self, raw: DataFrame) -> DataFrame:
         typed = raw.select(*self._parse).select(*self._typed)
         return typed.select(*self._judged).select(*self._final)
+
+
+def parse_payloads(raw: DataFrame) -> DataFrame:
+    """The raw columns and every payload field, parsed exactly as :class:`BatchChecker`
+    parses them, and nothing checked: the benchmark's parse-only baseline."""
+    return raw.select(*RAW_COLUMNS, _from_json(payload_schema()).alias("_j")).select(*RAW_COLUMNS, "_j.*")
 
 
 def checked_batch(raw: DataFrame, customers_topic: str, transactions_topic: str) -> DataFrame:
