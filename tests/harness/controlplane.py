@@ -37,7 +37,6 @@ Only the standard library and PyYAML are used; certificates are made with the
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import json
 import os
@@ -583,8 +582,10 @@ class ControlPlane:
         self._wait(apiserver, "/readyz", lambda: self._https_get("/readyz") == 200)
 
     def _write_kubeconfig(self) -> None:
-        def b64(name: str) -> str:
-            return base64.b64encode((self.pki / name).read_bytes()).decode()
+        # Files by path, not inline "-data": the Python kubernetes client copies inline
+        # certificates and keys to temporary files that outlive a killed process.
+        def path(name: str) -> str:
+            return str((self.pki / name).resolve())
 
         cfg = {
             "apiVersion": "v1",
@@ -592,15 +593,15 @@ class ControlPlane:
             "clusters": [
                 {
                     "name": "streampipeline-test",
-                    "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")},
+                    "cluster": {"server": self.server, "certificate-authority": path("ca.crt")},
                 }
             ],
             "users": [
                 {
                     "name": "admin",
                     "user": {
-                        "client-certificate-data": b64("admin.crt"),
-                        "client-key-data": b64("admin.key"),
+                        "client-certificate": path("admin.crt"),
+                        "client-key": path("admin.key"),
                     },
                 }
             ],
