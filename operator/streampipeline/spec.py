@@ -75,6 +75,24 @@ __all__ = [
     "parse_spec",
 ]
 
+# The driver's memory outside the JVM heap, measured in local mode (Python RSS against batch
+# size and remembered ids; README, "Driver memory on Kubernetes"): Spark's own minimum for
+# a JVM's non-heap memory (384 MiB) plus the Python runtime with pyspark, pyarrow and
+# pandas loaded (192 MiB); then per record of a batch (collected, checked, settled and
+# written: peak, not average) and per id in the deduplication window.
+DRIVER_BASE_OVERHEAD_MIB: Final = 384 + 192
+DRIVER_BYTES_PER_BATCH_ROW: Final = 1600
+DRIVER_BYTES_PER_WINDOW_ID: Final = 180
+
+
+def _memory_step(mib: float) -> str:
+    """The smallest of 768m, 1g, 1536m, 2g, 3g, 4g, 6g, 8g, ... that holds ``mib``."""
+    step = 768
+    while step < mib:
+        step = step * 4 // 3 if step & (step - 1) else step * 3 // 2  # 2^k -> 1.5x, 1.5x -> 2^k
+    return f"{step // 1024}g" if step % 1024 == 0 else f"{step}m"
+
+
 GROUP: Final = "streampipeline.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -1109,9 +1127,14 @@ class DriverSpec:
     memory: str = spec_field(SparkMemory(), "Driver heap (`spark.driver.memory`).", default="1g")
     memory_overhead: str | None = spec_field(
         SparkMemory(minimum="1m"),
-        "Driver memory outside the JVM heap (`spark.driver.memoryOverhead`): the Python process, "
-        "which holds the deduplication window's ids and each batch. Unset: Spark's default "
-        "(for Python jobs on Kubernetes 40% of `memory`, at least 384 MiB).",
+        "Driver memory outside the JVM heap (`spark.driver.memoryOverhead`): the JVM's own "
+        "non-heap memory and the Python process, which holds each batch and the deduplication "
+        "window's ids. Unset: sized from the spec, 576 MiB + 1.6 KB per record of a full "
+        "batch (`maxOffsetsPerTrigger` + `customers`) + 180 B per id in the window "
+        "(`ratePerSecond` x `replicas` x (1 - `invalidRatio`) x window x 17/16), rounded up "
+        "to the next of 768m, 1g, 1536m, 2g, 3g, 4g, 6g, ... (so that a small change of rate "
+        "does not restart the job); `streampipeline render` shows the figure. With "
+        "`ratePerSecond: 0` the window cannot be sized: set this.",
     )
 
 
@@ -1140,7 +1163,7 @@ class ProcessingSpec:
         "How long a transaction id is remembered, in Kafka time: a record whose id was "
         "accepted less than this before it is quarantined as duplicate_transaction_id; older "
         "ids are forgotten (up to 1/16 later), which bounds the job's state. Each remembered "
-        "id costs about 130 bytes of driver memory: ratePerSecond x replicas x window.",
+        "id costs about 180 bytes of driver memory: ratePerSecond x replicas x window.",
         default="1h",
     )
     max_offsets_per_trigger: int = spec_field(
@@ -1295,6 +1318,29 @@ class StreamPipeline:
     @property
     def transactions_topic(self) -> str:
         return self.spec.kafka.topics.transactions.resolved_name(self.name)
+
+    @property
+    def driver_memory_overhead(self) -> str:
+        """``spark.driver.memoryOverhead``: the spec's, else sized from the spec.
+
+        On Kubernetes the driver pod's memory limit is heap + overhead, and the overhead
+        must hold what lives outside the heap: the JVM's own and the whole Python process
+        with a collected batch and the deduplication window's ids. Spark's default (40% of
+        the heap, at least 384 MiB) is less than the example's Python process alone once
+        its window has filled, and a driver killed for memory rebuilds the same window on
+        restart: a crash loop.
+        The figure moves in steps, so a small change of rate does not resize (and so
+        restart) the Spark job.
+        """
+        explicit = self.spec.processing.driver.memory_overhead
+        if explicit:
+            return explicit
+        g, proc = self.spec.generator, self.spec.processing
+        window_s = parse_duration(proc.deduplication_window)
+        ids = g.rate_per_second * g.replicas * (1 - g.invalid_ratio) * window_s * 17 / 16
+        batch_rows = proc.max_offsets_per_trigger + g.customers  # customers are not capped per batch
+        extra = batch_rows * DRIVER_BYTES_PER_BATCH_ROW + ids * DRIVER_BYTES_PER_WINDOW_ID
+        return _memory_step(DRIVER_BASE_OVERHEAD_MIB + extra / 2**20)
 
     def to_manifest(self) -> dict[str, Any]:
         """The fully defaulted manifest (computed defaults stay implicit); it round-trips

@@ -185,7 +185,11 @@ def test_rate_change_rolls_generator_but_not_processor(p):
     assert render.generator_deployment(faster, SETTINGS) != render.generator_deployment(p, SETTINGS)
     old = render.spark_application(p, SETTINGS)["metadata"]["annotations"][render.SPEC_HASH_ANNOTATION]
     new = render.spark_application(faster, SETTINGS)["metadata"]["annotations"][render.SPEC_HASH_ANNOTATION]
-    assert old == new  # the Spark job keeps running
+    assert old == new  # the Spark job keeps running: the driver's memory step is the same
+    # ... unless the deduplication window then needs a bigger driver (a pod cannot grow in place)
+    much_faster = render.spark_application(load_manifest(_manifest(generator__ratePerSecond=2000)), SETTINGS)
+    assert much_faster["spec"]["driver"]["memoryOverhead"] == "2g"
+    assert much_faster["metadata"]["annotations"][render.SPEC_HASH_ANNOTATION] != old
     more_partitions = load_manifest(_manifest(kafka__topics__transactions__partitions=6))
     app = render.spark_application(more_partitions, SETTINGS)
     assert app["metadata"]["annotations"][render.SPEC_HASH_ANNOTATION] == old
@@ -221,7 +225,8 @@ def test_spark_application(p):
     assert spec["sparkConf"]["spark.sql.streaming.stopGracefullyOnShutdown"] == "true"
     driver, executor = spec["driver"], spec["executor"]
     assert driver["cores"] == 1 and driver["memory"] == "1g"
-    assert "memoryOverhead" not in driver  # unset: Spark's default
+    # unset: sized for the example's batch (100k + 2,000 customers) and 1 h window at 500/s
+    assert driver["memoryOverhead"] == "1536m"
     assert driver["serviceAccount"] == "streampipeline-spark"
     assert driver["labels"]["app.kubernetes.io/component"] == "processor"
     assert executor["instances"] == 1 and executor["cores"] == 1 and executor["memory"] == "1g"
@@ -256,7 +261,7 @@ def test_driver_memory_overhead_and_dedup_window_reach_the_job():
         _manifest(processing__driver__memoryOverhead="2g", processing__deduplicationWindow="6h")
     )
     app = render.spark_application(sized, SETTINGS)
-    assert app["spec"]["driver"]["memoryOverhead"] == "2g"
+    assert app["spec"]["driver"]["memoryOverhead"] == "2g"  # given: used as it is
     assert "memoryOverhead" not in app["spec"]["executor"]
     config = json.loads(render.configmap(sized)["data"][render.CONFIG_KEY])
     assert ProcessorConfig.from_job_config(config).dedup_window_seconds == 6 * 3600

@@ -652,6 +652,34 @@ def test_invalid_quantities(text):
         parse_quantity(text)
 
 
+def test_driver_memory_overhead_is_sized_from_the_spec_unless_given():
+    def overhead(**changes: Any) -> str:
+        return load_manifest(manifest(**changes)).driver_memory_overhead
+
+    # defaults: 100/s x 1 replica x 0.98 valid x 3600 s x 17/16 = 374,850 ids in the window,
+    # a batch of 100,000 transactions + 1,000 customers: 794.5 MiB, so the 1g step
+    assert overhead() == "1g"
+    # it grows with the window's ids and with the batch, in steps
+    assert overhead(**{"spec/generator/ratePerSecond": 500}) == "1536m"  # 1056 MiB
+    assert overhead(**{"spec/generator/ratePerSecond": 900}) == "1536m"  # 1313 MiB: the same step
+    assert overhead(**{"spec/generator/replicas": 5, "spec/processing/deduplicationWindow": "6h"}) == "3g"
+    assert overhead(**{"spec/processing/maxOffsetsPerTrigger": 1_000_000}) == "3g"  # 2168 MiB
+    # a paused generator adds no ids; "as fast as possible" cannot be sized (documented)
+    assert overhead(**{"spec/generator/replicas": 0}) == overhead(**{"spec/generator/ratePerSecond": 0})
+    assert overhead(**{"spec/generator/replicas": 0}) == "768m"  # 735 MiB
+    # given, it is used as it is
+    assert overhead(**{"spec/processing/driver/memoryOverhead": "3g"}) == "3g"
+    # the computed default stays implicit: not written back into the manifest
+    driver = load_manifest(minimal()).to_manifest()["spec"]["processing"]["driver"]
+    assert driver == {"cores": 1, "memory": "1g"}
+
+
+def test_memory_steps():
+    steps = [sp._memory_step(m) for m in (1, 768, 769, 1024, 1025, 1536, 1537, 2049, 3073, 4097, 6145)]
+    assert steps == ["768m", "768m", "1g", "1g", "1536m", "1536m", "2g", "3g", "4g", "6g", "8g"]
+    assert all(parse_spark_memory(s) >= 768 * 2**20 for s in steps)
+
+
 def test_parse_spark_memory():
     assert parse_spark_memory("512m") == 512 * 2**20
     assert parse_spark_memory("2g") == parse_spark_memory("2GB") == 2 * 2**30
