@@ -26,8 +26,13 @@ def _duration(text: str) -> float:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .controller.status import driver_memory_check
+
     pipeline = load_manifest(Path(args.manifest))
     print(f"{args.manifest}: StreamPipeline {pipeline.name!r} is valid")
+    ok, reason, message = driver_memory_check(pipeline)
+    if ok is not True:  # advisory: on Kubernetes, not for `streampipeline run`
+        print(f"warning: on Kubernetes, {message} ({reason})", file=sys.stderr)
     if args.show:
         print(json.dumps(pipeline.to_job_config(), indent=2))
     return 0

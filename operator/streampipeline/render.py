@@ -348,7 +348,7 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "volumeMounts": mounts,
             "podSecurityContext": _pod_security_context(SPARK_USER),
             "securityContext": _spark_container_security_context(),
-            "memoryOverhead": p.driver_memory_overhead,
+            **({"memoryOverhead": proc.driver.memory_overhead} if proc.driver.memory_overhead else {}),
         },
         "executor": {
             "instances": proc.executor.instances,

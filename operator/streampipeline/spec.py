@@ -49,6 +49,7 @@ __all__ = [
     "PLURAL",
     "VERSION",
     "CustomersTopicSpec",
+    "DriverMemoryEstimate",
     "DriverSpec",
     "ExecutorSpec",
     "FieldError",
@@ -68,6 +69,7 @@ __all__ = [
     "VolumeSpec",
     "load_manifest",
     "markdown_reference",
+    "memory_step",
     "openapi_schema",
     "parse_duration",
     "parse_quantity",
@@ -85,12 +87,36 @@ DRIVER_BYTES_PER_BATCH_ROW: Final = 1600
 DRIVER_BYTES_PER_WINDOW_ID: Final = 180
 
 
-def _memory_step(mib: float) -> str:
-    """The smallest of 768m, 1g, 1536m, 2g, 3g, 4g, 6g, 8g, ... that holds ``mib``."""
+def memory_step(mib: float) -> str:
+    """A Spark memory size for ``mib``: the smallest of 768m, 1g, 1536m, 2g, 3g, 4g, 6g, ...
+    that holds it (capped at 1024g, beyond any pod)."""
     step = 768
-    while step < mib:
+    while step < min(mib, 2**20):  # also ends for inf and nan
         step = step * 4 // 3 if step & (step - 1) else step * 3 // 2  # 2^k -> 1.5x, 1.5x -> 2^k
     return f"{step // 1024}g" if step % 1024 == 0 else f"{step}m"
+
+
+@dataclass(frozen=True)
+class DriverMemoryEstimate:
+    """The Spark driver's memory outside its JVM heap: estimated need against what it gets."""
+
+    needed_mib: float  # without the window when its size is unknown (window_ids None)
+    configured_mib: float  # memoryOverhead, or Spark's default for a Python job
+    explicit: bool  # memoryOverhead is set
+    batch_records: int
+    window_ids: float | None  # None: ratePerSecond 0 ("as fast as possible"): unknown
+
+    @property
+    def sufficient(self) -> bool | None:
+        """Whether the configured overhead holds the estimate; None if the window is unknown."""
+        if self.configured_mib < self.needed_mib:
+            return False  # short even without the window
+        return None if self.window_ids is None else True
+
+    @property
+    def suggestion(self) -> str:
+        """A ``memoryOverhead`` value that holds the estimate."""
+        return memory_step(self.needed_mib)
 
 
 GROUP: Final = "streampipeline.io"
@@ -1089,7 +1115,7 @@ class GeneratorSpec:
 
     replicas: int = spec_field(Int(0, 100), "Generator pods; 0 pauses data generation.", default=1)
     rate_per_second: float = spec_field(
-        Number(minimum=0),
+        Number(0, 1_000_000),
         "Transactions per second produced by each replica; 0 means as fast as possible.",
         default=100.0,
     )
@@ -1129,12 +1155,10 @@ class DriverSpec:
         SparkMemory(minimum="1m"),
         "Driver memory outside the JVM heap (`spark.driver.memoryOverhead`): the JVM's own "
         "non-heap memory and the Python process, which holds each batch and the deduplication "
-        "window's ids. Unset: sized from the spec, 576 MiB + 1.6 KB per record of a full "
-        "batch (`maxOffsetsPerTrigger` + `customers`) + 180 B per id in the window "
-        "(`ratePerSecond` x `replicas` x (1 - `invalidRatio`) x window x 17/16), rounded up "
-        "to the next of 768m, 1g, 1536m, 2g, 3g, 4g, 6g, ... (so that a small change of rate "
-        "does not restart the job); `streampipeline render` shows the figure. With "
-        "`ratePerSecond: 0` the window cannot be sized: set this.",
+        "window's ids. Unset: Spark's default (for Python jobs on Kubernetes 40% of `memory`, "
+        "at least 384 MiB). The status condition `DriverMemorySufficient` compares it with "
+        "an estimate (576 MiB + 1,600 B per record of a full batch + 180 B per id in the "
+        "window) and says what to set; `streampipeline validate` prints the same.",
     )
 
 
@@ -1319,28 +1343,36 @@ class StreamPipeline:
     def transactions_topic(self) -> str:
         return self.spec.kafka.topics.transactions.resolved_name(self.name)
 
-    @property
-    def driver_memory_overhead(self) -> str:
-        """``spark.driver.memoryOverhead``: the spec's, else sized from the spec.
+    def driver_memory(self) -> DriverMemoryEstimate:
+        """What the Spark driver needs outside its JVM heap on Kubernetes, and what it gets.
 
-        On Kubernetes the driver pod's memory limit is heap + overhead, and the overhead
-        must hold what lives outside the heap: the JVM's own and the whole Python process
-        with a collected batch and the deduplication window's ids. Spark's default (40% of
-        the heap, at least 384 MiB) is less than the example's Python process alone once
-        its window has filled, and a driver killed for memory rebuilds the same window on
-        restart: a crash loop.
-        The figure moves in steps, so a small change of rate does not resize (and so
-        restart) the Spark job.
+        The pod's memory limit is heap + ``memoryOverhead``, and the overhead must hold the
+        JVM's own non-heap memory and the whole Python process, with a collected batch and
+        the deduplication window's ids. Spark's default (40% of the heap, at least 384 MiB)
+        is less than the example's Python process alone once its window has filled, and a
+        driver killed for memory rebuilds the same window when it restarts: a crash loop.
+        The operator reports this as a condition; it does not size the pod itself, because
+        the window outlives a change of rate (a lower rate would shrink the pod below the
+        window it still has to rebuild).
         """
-        explicit = self.spec.processing.driver.memory_overhead
-        if explicit:
-            return explicit
         g, proc = self.spec.generator, self.spec.processing
-        window_s = parse_duration(proc.deduplication_window)
-        ids = g.rate_per_second * g.replicas * (1 - g.invalid_ratio) * window_s * 17 / 16
-        batch_rows = proc.max_offsets_per_trigger + g.customers  # customers are not capped per batch
-        extra = batch_rows * DRIVER_BYTES_PER_BATCH_ROW + ids * DRIVER_BYTES_PER_WINDOW_ID
-        return _memory_step(DRIVER_BASE_OVERHEAD_MIB + extra / 2**20)
+        # Each generator pod has its own customer population, and the first batch (or the
+        # first after a rollout) carries every customer version: customers are not capped.
+        batch = proc.max_offsets_per_trigger + g.customers * max(g.replicas, 1)
+        ids: float | None = None
+        if g.rate_per_second > 0 or g.replicas == 0:
+            window_s = parse_duration(proc.deduplication_window)
+            ids = g.rate_per_second * g.replicas * (1 - g.invalid_ratio) * window_s * 17 / 16
+        needed = (
+            DRIVER_BASE_OVERHEAD_MIB
+            + (batch * DRIVER_BYTES_PER_BATCH_ROW + (ids or 0) * DRIVER_BYTES_PER_WINDOW_ID) / 2**20
+        )
+        explicit = proc.driver.memory_overhead
+        if explicit:
+            configured = parse_spark_memory(explicit) / 2**20
+        else:  # Spark's default for a Python job on Kubernetes
+            configured = max(0.4 * parse_spark_memory(proc.driver.memory) / 2**20, 384.0)
+        return DriverMemoryEstimate(needed, configured, bool(explicit), batch, ids)
 
     def to_manifest(self) -> dict[str, Any]:
         """The fully defaulted manifest (computed defaults stay implicit); it round-trips

@@ -193,18 +193,17 @@ def test_running_once_strimzi_kubelet_and_spark_report(pipeline, cp, kget):
 def test_rate_change_patches_deployment_in_place(pipeline, cp, kget):
     dep_uid = kget("deployment", "payments-generator")["metadata"]["uid"]
     app_uid = kget("sparkapplication", "payments-processor")["metadata"]["uid"]
-    # 500 -> 600/s keeps the driver's memory step (1536m), so the Spark job keeps running
-    _patch_spec(cp, {"generator": {"ratePerSecond": 600}})
+    _patch_spec(cp, {"generator": {"ratePerSecond": 250}})
 
     def rate():
         (c,) = kget("deployment", "payments-generator")["spec"]["template"]["spec"]["containers"]
         return c["args"][c["args"].index("--rate") + 1]
 
-    wait_for(lambda: rate() == "600", 20, "the Deployment's --rate to become 600")
+    wait_for(lambda: rate() == "250", 20, "the Deployment's --rate to become 250")
     assert kget("deployment", "payments-generator")["metadata"]["uid"] == dep_uid
     assert kget("sparkapplication", "payments-processor")["metadata"]["uid"] == app_uid  # untouched
     config = json.loads(kget("configmap", "payments-config")["data"]["pipeline.json"])
-    assert config["generator"]["ratePerSecond"] == 600
+    assert config["generator"]["ratePerSecond"] == 250
     generation = kget("streampipeline", NAME)["metadata"]["generation"]
     wait_for(lambda: _status(kget).get("observedGeneration") == generation, 10, "observedGeneration")
 
@@ -291,7 +290,7 @@ def _app_meta(kget) -> dict:
 def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     old = kget("sparkapplication", "payments-processor")
     _driver_pod(cp, old)
-    _patch_spec(cp, {"processing": {"trigger": "3s", "driver": {"memoryOverhead": "2560m"}}})
+    _patch_spec(cp, {"processing": {"trigger": "3s", "driver": {"memoryOverhead": "2g"}}})
     # Deleted in the foreground: while the old driver pod exists, the old application stays
     # (terminating) and no new one is submitted under the same driver pod name.
     terminating = lambda: _app_meta(kget).get("deletionTimestamp")  # noqa: E731
@@ -309,8 +308,7 @@ def test_processing_change_replaces_spark_application(pipeline, cp, kget):
     )
     hash_key = render.SPEC_HASH_ANNOTATION
     assert new["metadata"]["annotations"][hash_key] != old["metadata"]["annotations"][hash_key]
-    assert old["spec"]["driver"]["memoryOverhead"] == "1536m"  # sized from the spec
-    assert new["spec"]["driver"]["memoryOverhead"] == "2560m"  # given; accepted by spark-operator's CRD
+    assert new["spec"]["driver"]["memoryOverhead"] == "2g"  # accepted by spark-operator's CRD
     assert (
         json.loads(kget("configmap", "payments-config")["data"]["pipeline.json"])["processing"]["trigger"]
         == "3s"

@@ -14,7 +14,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_validate_ok(capsys):
     assert main(["validate", str(ROOT / "k8s" / "examples" / "pipeline.yaml")]) == 0
-    assert "is valid" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "is valid" in out.out and out.err == ""  # its driver memory holds batch and window
+
+
+def test_validate_warns_when_the_driver_memory_is_below_the_estimate(tmp_path, capsys):
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text(
+        "apiVersion: streampipeline.io/v1alpha1\nkind: StreamPipeline\nmetadata: {name: p}\n"
+        "spec:\n  kafka: {cluster: c}\n"
+    )
+    assert main(["validate", str(minimal)]) == 0  # valid: the warning is advisory
+    out = capsys.readouterr()
+    assert "is valid" in out.out
+    assert out.err.startswith("warning: on Kubernetes, the Spark driver needs about 794 MiB")
+    assert "set spec.processing.driver.memoryOverhead: 1g (BelowEstimate)" in out.err
 
 
 def test_validate_names_every_bad_field(tmp_path, capsys):

@@ -172,7 +172,11 @@ def test_example_manifest_loads():
     expected = dataclasses.replace(
         defaults,
         generator=dataclasses.replace(defaults.generator, rate_per_second=500.0, customers=2000),
-        processing=dataclasses.replace(defaults.processing, trigger="2s"),
+        processing=dataclasses.replace(
+            defaults.processing,
+            trigger="2s",
+            driver=dataclasses.replace(defaults.processing.driver, memory_overhead="1536m"),
+        ),
     )
     assert p.spec == expected
 
@@ -291,7 +295,7 @@ def test_job_config_shape():
             "deduplicationWindow": "1h",
             "maxOffsetsPerTrigger": 100_000,
             "ageBands": [30, 60],
-            "driver": {"cores": 1, "memory": "1g", "memoryOverhead": None},
+            "driver": {"cores": 1, "memory": "1g", "memoryOverhead": "1536m"},
             "executor": {"instances": 1, "cores": 1, "memory": "1g"},
         },
         "sink": {
@@ -652,32 +656,36 @@ def test_invalid_quantities(text):
         parse_quantity(text)
 
 
-def test_driver_memory_overhead_is_sized_from_the_spec_unless_given():
-    def overhead(**changes: Any) -> str:
-        return load_manifest(manifest(**changes)).driver_memory_overhead
+def test_driver_memory_estimate():
+    def est(**changes: Any) -> sp.DriverMemoryEstimate:
+        return load_manifest(manifest(**changes)).driver_memory()
 
     # defaults: 100/s x 1 replica x 0.98 valid x 3600 s x 17/16 = 374,850 ids in the window,
-    # a batch of 100,000 transactions + 1,000 customers: 794.5 MiB, so the 1g step
-    assert overhead() == "1g"
-    # it grows with the window's ids and with the batch, in steps
-    assert overhead(**{"spec/generator/ratePerSecond": 500}) == "1536m"  # 1056 MiB
-    assert overhead(**{"spec/generator/ratePerSecond": 900}) == "1536m"  # 1313 MiB: the same step
-    assert overhead(**{"spec/generator/replicas": 5, "spec/processing/deduplicationWindow": "6h"}) == "3g"
-    assert overhead(**{"spec/processing/maxOffsetsPerTrigger": 1_000_000}) == "3g"  # 2168 MiB
-    # a paused generator adds no ids; "as fast as possible" cannot be sized (documented)
-    assert overhead(**{"spec/generator/replicas": 0}) == overhead(**{"spec/generator/ratePerSecond": 0})
-    assert overhead(**{"spec/generator/replicas": 0}) == "768m"  # 735 MiB
-    # given, it is used as it is
-    assert overhead(**{"spec/processing/driver/memoryOverhead": "3g"}) == "3g"
-    # the computed default stays implicit: not written back into the manifest
-    driver = load_manifest(minimal()).to_manifest()["spec"]["processing"]["driver"]
-    assert driver == {"cores": 1, "memory": "1g"}
+    # a batch of 100,000 transactions + 1,000 customers: 576 + 154.1 + 64.3 MiB
+    d = est()
+    assert (d.batch_records, d.window_ids) == (101_000, pytest.approx(374_850))
+    assert d.needed_mib == pytest.approx(794.5, abs=0.1)
+    assert d.configured_mib == pytest.approx(409.6) and not d.explicit  # Spark's: 40% of 1g
+    assert d.sufficient is False and d.suggestion == "1g"
+    # each generator pod has its own customers: all of them can arrive in one batch
+    assert est(**{"spec/generator/replicas": 3}).batch_records == 100_000 + 3 * 1000
+    # given, and enough
+    given = est(**{"spec/processing/driver/memoryOverhead": "1g"})
+    assert (given.configured_mib, given.explicit, given.sufficient) == (1024, True, True)
+    # a paused generator adds no ids; "as fast as possible" leaves the window unknown
+    assert est(**{"spec/generator/replicas": 0}).window_ids == 0
+    fast = est(**{"spec/generator/ratePerSecond": 0, "spec/processing/driver/memoryOverhead": "2g"})
+    assert fast.window_ids is None and fast.sufficient is None
+    assert est(**{"spec/generator/ratePerSecond": 0}).sufficient is False  # short even without it
+    # the largest rate the spec accepts still gives a finite size
+    huge = est(**{"spec/generator/ratePerSecond": 1_000_000, "spec/processing/deduplicationWindow": "8760h"})
+    assert huge.suggestion == "1024g"
 
 
 def test_memory_steps():
-    steps = [sp._memory_step(m) for m in (1, 768, 769, 1024, 1025, 1536, 1537, 2049, 3073, 4097, 6145)]
+    steps = [sp.memory_step(m) for m in (1, 768, 769, 1024, 1025, 1536, 1537, 2049, 3073, 4097, 6145)]
     assert steps == ["768m", "768m", "1g", "1g", "1536m", "1536m", "2g", "3g", "4g", "6g", "8g"]
-    assert all(parse_spark_memory(s) >= 768 * 2**20 for s in steps)
+    assert sp.memory_step(float("inf")) == sp.memory_step(10**12) == "1024g"
 
 
 def test_parse_spark_memory():

@@ -5,6 +5,11 @@
 * ``GeneratorReady``: the Deployment's ``availableReplicas`` reached the desired count.
 * ``ProcessorRunning``: the SparkApplication's ``status.applicationState.state`` is ``RUNNING``.
 * ``Ready``: all three (never while suspended).
+* ``DriverMemorySufficient``: advisory, from the spec alone: whether the Spark driver's
+  memory outside its heap holds the estimated batch and deduplication window
+  (:meth:`StreamPipeline.driver_memory`); ``False`` says what to set, ``Unknown`` when
+  the generator's rate is unbounded. It does not count towards ``Ready``: the job runs
+  until the window fills.
 
 ``phase``: ``Failed`` (invalid spec, or the Spark job gave up), ``Deleting``, ``Suspended``,
 ``Running`` (Ready), ``Pending`` (no child exists yet), ``Degraded`` (was Running, no longer
@@ -21,7 +26,7 @@ from typing import Any
 from ..render import names
 from ..spec import StreamPipeline
 
-__all__ = ["Observed", "compute_status", "failed_status", "now_iso"]
+__all__ = ["Observed", "compute_status", "driver_memory_check", "failed_status", "now_iso"]
 
 SPARK_RUNNING = "RUNNING"
 # The job is rendered with restartPolicy Always, so spark-operator retries a failed run or a
@@ -56,9 +61,14 @@ def _ready_condition(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _condition(
-    type_: str, ok: bool, reason: str, message: str, previous: Sequence[Mapping[str, Any]], now: str
+    type_: str,
+    ok: bool | None,
+    reason: str,
+    message: str,
+    previous: Sequence[Mapping[str, Any]],
+    now: str,
 ) -> dict[str, Any]:
-    status = "True" if ok else "False"
+    status = "Unknown" if ok is None else "True" if ok else "False"
     old = next((c for c in previous if c.get("type") == type_), None)
     since = old.get("lastTransitionTime") if old and old.get("status") == status else None
     return {
@@ -130,6 +140,38 @@ def _processor(observed: Observed) -> tuple[bool, str, str, str]:
     return False, state.title().replace("_", ""), message, state
 
 
+def driver_memory_check(p: StreamPipeline) -> tuple[bool | None, str, str]:
+    """``DriverMemorySufficient``'s status, reason and message (also printed by ``validate``)."""
+    est = p.driver_memory()
+    field = "spec.processing.driver.memoryOverhead"
+    given = (
+        f"{field} ({est.configured_mib:.0f} MiB)"
+        if est.explicit
+        else (f"Spark's default memoryOverhead ({est.configured_mib:.0f} MiB, 40% of driver.memory)")
+    )
+    batch = f"a batch of {est.batch_records:,} records"
+    if est.window_ids is None:
+        needs = f"about {est.needed_mib:.0f} MiB outside its JVM heap for {batch} alone"
+        window = (
+            "generator.ratePerSecond is 0 (as fast as possible), "
+            "so the deduplication window's size is unknown"
+        )
+    else:
+        window_text = p.spec.processing.deduplication_window
+        needs = (
+            f"about {est.needed_mib:.0f} MiB outside its JVM heap for {batch} and "
+            f"{est.window_ids:,.0f} ids in the {window_text} deduplication window"
+        )
+        window = ""
+    if est.sufficient is False:
+        message = f"the Spark driver needs {needs}, more than {given}: set {field}: {est.suggestion}"
+        return False, "BelowEstimate", message + (f" or more; {window}" if window else "")
+    if est.sufficient is None:
+        message = f"{window}: size {field} for it (the driver needs {needs}; it gets {given})"
+        return None, "RateUnbounded", message
+    return True, "Sufficient", f"{given} holds the estimated need: the Spark driver needs {needs}"
+
+
 def _children(p: StreamPipeline) -> dict[str, Any]:
     n = names(p)
     return {
@@ -197,6 +239,7 @@ def compute_status(
         _condition("GeneratorReady", gen_ok, g_reason, g_message, prev_conditions, now),
         _condition("ProcessorRunning", proc_ok, p_reason, p_message, prev_conditions, now),
         _condition("Ready", ready, r_reason, r_message, prev_conditions, now),
+        _condition("DriverMemorySufficient", *driver_memory_check(p), prev_conditions, now),
     ]
     status: dict[str, Any] = {
         "phase": phase,
@@ -230,7 +273,7 @@ def failed_status(
     conditions = [
         dict(c)
         for c in prev_conditions
-        if c.get("type") in ("TopicsReady", "GeneratorReady", "ProcessorRunning")
+        if c.get("type") in ("TopicsReady", "GeneratorReady", "ProcessorRunning", "DriverMemorySufficient")
     ]
     conditions.append(_condition("Ready", False, "InvalidSpec", message, prev_conditions, now))
     status: dict[str, Any] = {"phase": "Failed", "message": message, "conditions": conditions}
