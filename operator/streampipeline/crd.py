@@ -32,7 +32,7 @@ __all__ = [
 CRD_NAME = f"{PLURAL}.{GROUP}"
 SINGULAR = "streampipeline"
 PHASES = ("Pending", "Provisioning", "Running", "Degraded", "Suspended", "Failed", "Deleting")
-CONDITION_TYPES = ("TopicsReady", "GeneratorReady", "ProcessorRunning", "Ready")
+CONDITION_TYPES = ("TopicsReady", "GeneratorReady", "ProcessorRunning", "Ready", "DriverMemorySufficient")
 TOPIC_ROLES = ("customers", "transactions")
 
 

@@ -14,6 +14,7 @@ import yaml
 from spjobs.processor.config import ProcessorConfig
 from streampipeline import render
 from streampipeline.controller.status import Observed, compute_status, failed_status
+from streampipeline.crd import CONDITION_TYPES
 from streampipeline.settings import Settings
 from streampipeline.spec import load_manifest
 
@@ -409,6 +410,8 @@ def test_driver_memory_condition(p):
     unbounded = cond(load_manifest(_manifest(generator__ratePerSecond=0)))
     assert (unbounded["status"], unbounded["reason"]) == ("Unknown", "RateUnbounded")
     assert "ratePerSecond is 0" in unbounded["message"]
+    # every condition type the status carries is one the CRD's status schema accepts
+    assert {c["type"] for c in compute_status(p, Observed())["conditions"]} == set(CONDITION_TYPES)
     # not part of Ready, and not in the way of an invalid spec's status
     f = failed_status(["spec.kafka.cluster: missing"], compute_status(p, Observed()))
     assert [c["type"] for c in f["conditions"]].count("DriverMemorySufficient") == 1
