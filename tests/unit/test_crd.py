@@ -104,7 +104,14 @@ def test_status_schema(manifest):
     assert props["observedGeneration"]["type"] == "integer"
     cond = props["conditions"]["items"]["properties"]
     assert set(cond) >= {"type", "status", "reason", "message", "lastTransitionTime"}
-    assert cond["type"]["enum"] == ["TopicsReady", "GeneratorReady", "ProcessorRunning", "Ready"]
+    assert cond["type"]["enum"] == [
+        "TopicsReady",
+        "GeneratorReady",
+        "ProcessorRunning",
+        "Ready",
+        "DriverMemorySufficient",
+    ]
+    assert cond["status"]["enum"] == ["True", "False", "Unknown"]
     assert set(props["children"]["properties"]) == {
         "kafkaTopics",
         "configMap",
