@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -38,8 +39,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_cleanly_on_signals() -> None:
+    """Ctrl-C and SIGTERM (``kill``, ``timeout``, a container stop) both stop a run cleanly,
+    through the runner's KeyboardInterrupt path: without this, SIGTERM would kill the
+    runner and orphan its broker and Spark job, and a run started with SIGINT ignored
+    (a background job of a script, as CI may start it) could not be interrupted."""
+
+    def _interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .local.runner import LocalRun, RunError, RunOptions, format_summary
+
+    _stop_cleanly_on_signals()
 
     pipeline = load_manifest(Path(args.manifest))
     if args.records is not None and args.duration is not None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import pyspark
+import pytest
 
-from streampipeline.cli import main
+from streampipeline.cli import _stop_cleanly_on_signals, main
 from streampipeline.local.jars import SPARK_VERSION, _artifact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,3 +71,22 @@ def test_one_duration_grammar_for_spec_generator_and_job():
     )
     job = ProcessorConfig.from_job_config({"processing": {"trigger": "1m30s", "watermark": "250ms"}})
     assert (gen.max_lateness_seconds, job.trigger_seconds, job.watermark_seconds) == (90.0, 90.0, 0.25)
+
+
+@pytest.fixture
+def restore_signal_handlers():
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_stops_cleanly_on_sigint_and_sigterm_even_if_sigint_was_ignored(sig, restore_signal_handlers):
+    """`streampipeline run` turns both into the runner's KeyboardInterrupt path (drain, stop
+    the Spark job and the broker, print the summary), also when started with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a script's background job
+    _stop_cleanly_on_signals()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # interrupted at once by the handler's exception
