@@ -170,6 +170,9 @@ def test_status_provisioning_until_children_ready(pipeline, kget):
     assert status["topics"] == "0/2" and status["generator"] == "0/1"
     assert status["children"]["sparkApplication"] == "payments-processor"
     conditions = {c["type"]: c for c in status["conditions"]}
+    # the advisory driver-memory condition went through the real status schema too
+    memory = conditions.pop("DriverMemorySufficient")
+    assert (memory["status"], memory["reason"]) == ("True", "Sufficient")  # the example's 1536m
     assert set(conditions) == {"TopicsReady", "GeneratorReady", "ProcessorRunning", "Ready"}
     assert all(c["status"] == "False" for c in conditions.values())
     assert "payments-customers" in conditions["TopicsReady"]["message"]
