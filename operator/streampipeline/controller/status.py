@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..crd import CONDITION_TYPES
 from ..render import names
 from ..spec import StreamPipeline
 
@@ -271,9 +272,7 @@ def failed_status(
     message = "invalid spec: " + "; ".join(messages)
     prev_conditions = previous.get("conditions") or []
     conditions = [
-        dict(c)
-        for c in prev_conditions
-        if c.get("type") in ("TopicsReady", "GeneratorReady", "ProcessorRunning", "DriverMemorySufficient")
+        dict(c) for c in prev_conditions if c.get("type") in CONDITION_TYPES and c.get("type") != "Ready"
     ]
     conditions.append(_condition("Ready", False, "InvalidSpec", message, prev_conditions, now))
     status: dict[str, Any] = {"phase": "Failed", "message": message, "conditions": conditions}
