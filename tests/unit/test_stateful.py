@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import numpy as np
@@ -57,6 +57,7 @@ VERSIONS_SCHEMA = pa.schema(
         ("state", pa.string()),
         ("city", pa.string()),
         ("birth_date", pa.date32()),
+        ("updated_at", S.TS),
         ("kafka_timestamp", S.TS),
         ("kafka_partition", pa.int32()),
         ("kafka_offset", pa.int64()),
@@ -65,18 +66,19 @@ VERSIONS_SCHEMA = pa.schema(
 
 
 def versions_table(*versions: tuple) -> pa.Table:
-    """(customer_id, state, city, birth_date, kafka_timestamp[, partition, offset]) as a
-    customers state delta."""
+    """(customer_id, state, city, birth_date, kafka_timestamp[, partition, offset[, updated_at]])
+    as a customers state delta; ``updated_at`` defaults to the Kafka timestamp."""
     rows = []
     for i, v in enumerate(versions):
         cid, state, city, birth, ts, *coords = v
-        part, off = coords or (0, i)
+        part, off, *updated = coords or (0, i)
         rows.append(
             dict(
                 customer_id=cid,
                 state=state,
                 city=city,
                 birth_date=birth,
+                updated_at=updated[0] if updated else ts,
                 kafka_timestamp=ts,
                 kafka_partition=part,
                 kafka_offset=off,
@@ -136,11 +138,72 @@ def test_enrich_uses_the_customer_version_as_of_the_transaction():
     )
     rows = settle(checked(txn("T1", "C1"), txn("T2", "C2"), txn("T3", "C9")), hist=hist)
     assert (rows[0]["state"], rows[0]["customer_city"], rows[0]["reason"]) == ("PE", "Recife", None)
-    assert rows[1]["state"] == "RJ", "falls back to the earliest version"
+    assert rows[1]["reason"] == C.REASON_UNKNOWN_CUSTOMER, "a version that arrived later is never used"
     assert rows[2]["reason"] == C.REASON_UNKNOWN_CUSTOMER
-    assert rows[2]["detail"] == "no valid customer with id C9"
-    assert rows[2]["id_taken"], "an id with an unknown customer is still used up"
+    assert rows[2]["detail"] == "no valid customer with id C9 had arrived before this transaction"
+    assert not rows[2]["id_taken"], "an id with an unknown customer is not used up"
     assert rows[2]["state"] is None and rows[2]["age"] is None
+
+
+def test_a_transaction_sent_just_before_its_customer_is_unknown_in_the_same_batch():
+    """Same micro-batch or not: the customer arrived 3 ms after the transaction."""
+    hist = history(("C1", "PE", "Recife", date(1990, 5, 1), T0 + timedelta(milliseconds=3)))
+    row = settle(checked(txn()), hist=hist)[0]
+    assert (row["reason"], row["id_taken"]) == (C.REASON_UNKNOWN_CUSTOMER, False)
+    same_ms = history(("C1", "PE", "Recife", date(1990, 5, 1), T0))
+    assert settle(checked(txn()), hist=same_ms)[0]["reason"] is None, "the same millisecond counts as before"
+
+
+def test_an_unknown_customer_transaction_replayed_after_its_customer_is_accepted():
+    first = S.settle_transactions(checked(txn("T1", "C1")), set(), history(), C.DEFAULT_AGE_BANDS)
+    assert first["reason"].to_pylist() == [C.REASON_UNKNOWN_CUSTOMER]
+    ids = S.AcceptedIds(HOUR_US)
+    ids.add(S.taken_ids(first))
+    assert len(ids) == 0
+    replay = settle(checked(txn("T1", "C1", kafka_timestamp=at(10, 5))), seen=ids._ids)
+    assert (replay[0]["reason"], replay[0]["state"], replay[0]["id_taken"]) == (None, "PE", True)
+
+
+def test_in_one_batch_the_first_arrival_with_a_customer_takes_the_id():
+    hist = history(("C1", "PE", "Recife", date(1990, 5, 1), at(10, 1)))
+    rows = settle(
+        checked(
+            txn("T1", kafka_timestamp=at(10, 0)),  # before its customer: unknown, id not used
+            txn("T1", kafka_timestamp=at(10, 2)),  # accepted
+            txn("T1", kafka_timestamp=at(10, 3)),  # a repeat of an accepted id
+            txn("T2", "C9", kafka_timestamp=at(10, 4)),
+            txn("T2", "C9", kafka_timestamp=at(10, 5)),  # unknown again, not a duplicate
+        ),
+        hist=hist,
+    )
+    assert [r["reason"] for r in rows] == [
+        C.REASON_UNKNOWN_CUSTOMER,
+        None,
+        C.REASON_DUPLICATE_TRANSACTION_ID,
+        C.REASON_UNKNOWN_CUSTOMER,
+        C.REASON_UNKNOWN_CUSTOMER,
+    ]
+    assert [r["id_taken"] for r in rows] == [False, True, False, False, False]
+
+
+def test_enrichment_uses_the_greatest_updated_at_among_versions_that_arrived():
+    """An older update arriving later does not win; a newer one arriving after the
+    transaction is not used."""
+    hist = history(
+        ("C1", "SP", "Santos", date(1990, 5, 1), at(9), 0, 0, at(8)),  # updated 08:00
+        ("C1", "PE", "Recife", date(1990, 5, 1), at(9, 30), 0, 1, at(7)),  # older update, arrived later
+        ("C1", "RJ", "Rio", date(1990, 5, 1), at(11), 0, 2, at(10, 30)),  # arrived after the txn
+    )
+    assert settle(checked(txn()), hist=hist)[0]["state"] == "SP"
+    assert settle(checked(txn(kafka_timestamp=at(11))), hist=hist)[0]["state"] == "RJ"
+
+
+def test_equal_updated_at_goes_to_the_later_arrival():
+    hist = history(
+        ("C1", "SP", "Santos", date(1990, 5, 1), at(9), 0, 0, at(8)),
+        ("C1", "PE", "Recife", date(1990, 5, 1), at(9, 30), 0, 1, at(8)),
+    )
+    assert settle(checked(txn()), hist=hist)[0]["state"] == "PE"
 
 
 def test_enrich_breaks_timestamp_ties_by_arrival():
@@ -350,7 +413,11 @@ def random_versions(rng, n: int, customers: int = 8) -> list[tuple]:
     for i in range(n):
         ts = datetime.fromtimestamp((base + int(rng.integers(0, 4 * HOUR_US))) / 1e6, timezone.utc)
         cid = f"C{int(rng.integers(0, customers))}"
-        out.append((cid, f"S{i}", f"city{i}", date(1990, 1, 1 + i % 28), ts, int(rng.integers(0, 3)), i))
+        updated = datetime.fromtimestamp((base + int(rng.integers(0, 4 * HOUR_US))) / 1e6, timezone.utc)
+        if rng.random() < 0.2:  # equal updated_at: the tie-break matters
+            updated = at(1)
+        part = int(rng.integers(0, 3))
+        out.append((cid, f"S{i}", f"city{i}", date(1990, 1, 1 + i % 28), ts, part, i, updated))
     return out
 
 

@@ -110,6 +110,7 @@ TRANSACTION_COLUMNS = (
 # What the customer history keeps of a version (the customers state delta's columns).
 VERSION_COLUMNS = (
     "customer_id",
+    "updated_at",
     "state",
     "city",
     "birth_date",
@@ -203,26 +204,44 @@ class AcceptedIds:
 
 
 class CustomerHistory:
-    """The valid versions of every customer that enrichment can still use, sorted by
-    arrival (ts, partition, offset).
+    """The valid versions of every customer that enrichment can still use, in arrival
+    order (Kafka timestamp, partition, offset).
 
-    A version superseded by a newer one that arrived before the deduplication window's
-    cut-off is dropped (:meth:`forget_before`): a transaction arriving after the cut-off
-    is enriched as of its own arrival, so it can only need the last version before the
-    cut-off or a later one.  (One arriving more than the window behind the newest record
-    would get that last version; producers time records when they send them, so that does
-    not happen.)  Without this the history grows by every customer update, for ever, and
-    each batch re-sorts all of it.
+    Enrichment's rule (:meth:`lookup`): of the versions that arrived no later than the
+    transaction, the one with the greatest ``updated_at``; equal ``updated_at`` go to the
+    later arrival.  So an older update that arrives late never replaces a newer one, as
+    ``customers/`` defines latest, and a version that arrived after the transaction is
+    never used, whichever micro-batch each record falls into.
+
+    Each row carries ``best``: the position of its customer's current version once that
+    row has arrived, so one backward as-of join answers every lookup.  Of the versions
+    that arrived no later than the deduplication window's cut-off only each customer's
+    current one can matter to a later transaction: :meth:`forget_before` drops the rest
+    (one arriving more than the window behind the newest record would miss them;
+    Kafka's LogAppendTime does not go back that far).  Without this the history grows by
+    every customer update, for ever, and each batch re-sorts all of it.
     """
 
-    _COLUMNS = ("customer_id", "ts", "partition", "offset", "state", "city", "birth_year", "birth_md")
+    _COLUMNS = (
+        "customer_id",
+        "ts",
+        "partition",
+        "offset",
+        "updated",
+        "state",
+        "city",
+        "birth_year",
+        "birth_md",
+    )
 
     def __init__(self) -> None:
         self._frame = pd.DataFrame({c: [] for c in self._COLUMNS})
-        self._earliest = self._frame.set_index("customer_id")
+        self._best = np.zeros(0, dtype=np.int64)
+        self._customers = 0
 
     def __len__(self) -> int:
-        return len(self._earliest)
+        """Customers known (not versions)."""
+        return self._customers
 
     def add(self, versions: pa.Table) -> None:
         """Add rows with :data:`VERSION_COLUMNS` (a state delta or this batch's customers)."""
@@ -233,6 +252,7 @@ class CustomerHistory:
                 "ts": micros(versions["kafka_timestamp"]),
                 "partition": versions["kafka_partition"].to_numpy(),
                 "offset": versions["kafka_offset"].to_numpy(),
+                "updated": micros(versions["updated_at"]),
                 "state": versions["state"].to_numpy(),
                 "city": versions["city"].to_numpy(),
                 "birth_year": pc.year(birth).to_numpy(),
@@ -240,16 +260,23 @@ class CustomerHistory:
             }
         )
         frame = pd.concat([self._frame, new], ignore_index=True) if len(self._frame) else new
-        self._frame = frame.sort_values(["ts", "partition", "offset"], kind="stable", ignore_index=True)
-        self._earliest = self._frame.drop_duplicates("customer_id", keep="first").set_index("customer_id")
+        self._set(frame.sort_values(["ts", "partition", "offset"], kind="stable", ignore_index=True))
+
+    def _set(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._best = _current_so_far(frame["customer_id"].to_numpy(), frame["updated"].to_numpy())
+        self._customers = int(frame["customer_id"].nunique())
 
     def forget_before(self, cutoff_us: int) -> int:
-        """Drop versions superseded by one that arrived no later than ``cutoff_us``."""
-        drop = _superseded(self._frame["customer_id"].to_numpy(), self._frame["ts"].to_numpy(), cutoff_us)
+        """Drop versions that arrived no later than ``cutoff_us`` and are not their
+        customer's current version as of ``cutoff_us``."""
+        f = self._frame
+        drop = _superseded(
+            f["customer_id"].to_numpy(), f["ts"].to_numpy(), f["updated"].to_numpy(), cutoff_us
+        )
         if not len(drop):
             return 0
-        self._frame = self._frame.drop(index=drop).reset_index(drop=True)
-        self._earliest = self._frame.drop_duplicates("customer_id", keep="first").set_index("customer_id")
+        self._set(f.drop(index=drop).reset_index(drop=True))
         return len(drop)
 
     @staticmethod
@@ -264,39 +291,38 @@ class CustomerHistory:
             ],
         )
         ordered = versions.take(order)
-        drop = _superseded(_objects(ordered["customer_id"]), micros(ordered["kafka_timestamp"]), cutoff_us)
+        drop = _superseded(
+            _objects(ordered["customer_id"]),
+            micros(ordered["kafka_timestamp"]),
+            micros(ordered["updated_at"]),
+            cutoff_us,
+        )
         keep = np.ones(ordered.num_rows, dtype=bool)
         keep[drop] = False
         return ordered.filter(pa.array(keep))
 
     def lookup(self, customer_ids: np.ndarray, ts_us: np.ndarray) -> pd.DataFrame:
-        """For each (customer, time): the latest version that arrived no later, else the earliest.
-
-        The generator acknowledges a customer before it references it, so the first case
-        is the rule; the second covers a record whose version was re-sent later.  Returns
-        one row per input, in input order, with ``found`` false for an unknown customer.
-        """
+        """For each (customer, time): the customer's current version among those that
+        arrived no later (greatest ``updated_at``, then latest arrival).  Returns one row
+        per input, in input order, with ``found`` false when no version had arrived."""
         n = len(customer_ids)
         left = pd.DataFrame({"customer_id": customer_ids, "ts": ts_us, "_pos": np.arange(n)})
         if not len(self._frame) or not n:
             return left.assign(found=False, state=None, city=None, birth_year=0, birth_md=0)
-        right = self._frame[["customer_id", "ts", "state", "city", "birth_year", "birth_md"]].assign(
-            found=True
+        f = self._frame
+        right = pd.DataFrame(
+            {
+                "customer_id": f["customer_id"].to_numpy(),
+                "ts": f["ts"].to_numpy(),
+                **{c: f[c].to_numpy()[self._best] for c in ("state", "city", "birth_year", "birth_md")},
+                "found": True,
+            }
         )
-        # Ties on ts: merge_asof takes the last matching row, i.e. the latest (partition, offset).
+        # Ties on ts: merge_asof takes the last matching row, whose ``best`` covers them all.
         m = pd.merge_asof(
             left.sort_values("ts", kind="stable"), right, on="ts", by="customer_id", direction="backward"
         ).sort_values("_pos", ignore_index=True)
-        hit = m["found"].notna().to_numpy()
-        miss = np.flatnonzero(~hit)
-        early = self._earliest.reindex(m["customer_id"].to_numpy()[miss])
-        for c in ("state", "city", "birth_year", "birth_md"):
-            values = m[c].to_numpy(dtype=object)
-            values[miss] = early[c].to_numpy(dtype=object)
-            m[c] = values
-        found = hit.copy()
-        found[miss] = early["ts"].notna().to_numpy()
-        m["found"] = found
+        m["found"] = m["found"].notna().to_numpy()
         return m
 
     def as_of(self, customer_id: str, ts_us: int) -> tuple | None:
@@ -351,13 +377,31 @@ def customer_rows(customers: pa.Table) -> pa.Table:
     )
 
 
-def _superseded(customer_ids: np.ndarray, ts_us: np.ndarray, cutoff_us: int) -> np.ndarray:
-    """Positions (of rows in arrival order) of versions that a later version of the same
-    customer, arrived no later than ``cutoff_us``, supersedes for every later transaction."""
+def _current_so_far(customer_ids: np.ndarray, updated_us: np.ndarray) -> np.ndarray:
+    """For rows in arrival order: the position of the row's customer's current version
+    once the row has arrived (greatest ``updated_at`` so far, ties to the later row)."""
+    n = len(customer_ids)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    keys = pd.Series(customer_ids, dtype=object)
+    top = pd.Series(updated_us).groupby(keys.to_numpy(), sort=False).cummax().to_numpy()
+    pos = pd.Series(np.where(updated_us == top, np.arange(n), -1)).replace(-1, np.nan)
+    # The first row of each customer is its own current version, so the fill never runs dry.
+    return pos.groupby(keys.to_numpy(), sort=False).ffill().to_numpy().astype(np.int64)
+
+
+def _superseded(
+    customer_ids: np.ndarray, ts_us: np.ndarray, updated_us: np.ndarray, cutoff_us: int
+) -> np.ndarray:
+    """Positions (of rows in arrival order) of versions that arrived no later than
+    ``cutoff_us`` and are not their customer's current version as of then: no
+    transaction arriving after the cut-off can pick them."""
     old = np.flatnonzero(ts_us <= cutoff_us)
     if not len(old):
         return old
-    return old[pd.Series(customer_ids[old], dtype=object).duplicated(keep="last").to_numpy()]
+    df = pd.DataFrame({"c": pd.Series(customer_ids[old], dtype=object), "u": updated_us[old], "p": old})
+    current = df.sort_values(["u", "p"], kind="stable").drop_duplicates("c", keep="last")["p"].to_numpy()
+    return np.setdiff1d(old, current)
 
 
 def age_bands(ages: np.ndarray, bands: Sequence[int]) -> np.ndarray:
@@ -376,12 +420,16 @@ def settle_transactions(
 ) -> pa.Table:
     """Final reason/detail of every transaction, and the customer columns of the valid ones.
 
-    * Duplicates: of the records that passed the record checks, the first arrival
-      (lowest kafka_timestamp, partition, offset) of an id wins, unless an earlier batch
-      already accepted it; a broken record never uses an id up.
-    * Enrichment: the customer as of the transaction's arrival (:meth:`CustomerHistory.as_of`);
-      no valid customer at all means ``unknown_customer`` (the id stays used up).
-    * ``is_late``: event time before ``late_before_us`` (the watermark at batch start).
+    Every decision is a function of the record and of what arrived before it (Kafka
+    timestamp, partition, offset), never of the micro-batch it falls into:
+
+    * Enrichment: the customer as of the transaction's arrival (:meth:`CustomerHistory.lookup`);
+      no version arrived by then means ``unknown_customer``.
+    * Duplicates: an id accepted by an earlier batch, or by an earlier arrival in this one,
+      is ``duplicate_transaction_id``.  Only accepted records use an id up: one that failed
+      a record check or had no customer yet can be replayed under the same id.
+    * ``is_late``: event time before ``late_before_us`` (the lateness reference at batch
+      start less the watermark).
 
     Adds ``state``, ``customer_city``, ``age``, ``age_band``, ``is_late`` and ``id_taken``.
     """
@@ -405,25 +453,33 @@ def settle_transactions(
         )
     ]
     ids = tid[arrival]
-    repeated = pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
+    found = history.lookup(cid[arrival], ts[arrival])
+    known = found["found"].to_numpy(dtype=bool)
+    # Position (in arrival order) of each id's first arrival that has a customer: it is
+    # accepted unless an earlier batch took the id, and every later arrival is a repeat.
+    known_pos = np.flatnonzero(known)
+    first = known_pos[~pd.Series(ids[known_pos], dtype=object).duplicated(keep="first").to_numpy()]
+    first_of_id = pd.Series(first, index=pd.Index(ids[first], dtype=object))
+    first_pos = pd.Series(ids, dtype=object).map(first_of_id).to_numpy(dtype=float)
+    repeated = ~np.isnan(first_pos) & (first_pos < np.arange(len(ids)))
     earlier = np.fromiter((t in seen_ids for t in ids), dtype=bool, count=len(ids))
     dup = repeated | earlier
     reason[arrival[dup]] = C.REASON_DUPLICATE_TRANSACTION_ID
     detail[arrival[dup]] = [f"transaction_id already received: {t}" for t in ids[dup]]
+    unknown = arrival[~dup & ~known]
+    reason[unknown] = C.REASON_UNKNOWN_CUSTOMER
+    detail[unknown] = [
+        f"no valid customer with id {c} had arrived before this transaction" for c in cid[unknown]
+    ]
+    accepted = ~dup & known
     taken = np.zeros(n, dtype=bool)
-    taken[arrival[~dup]] = True
+    taken[arrival[accepted]] = True
 
     state = np.full(n, None, dtype=object)
     city = np.full(n, None, dtype=object)
     band = np.full(n, None, dtype=object)
     age = np.zeros(n, dtype=np.int32)
-    rows = np.flatnonzero(taken)
-    found = history.lookup(cid[rows], ts[rows])
-    known = found["found"].to_numpy(dtype=bool)
-    unknown = rows[~known]
-    reason[unknown] = C.REASON_UNKNOWN_CUSTOMER
-    detail[unknown] = [f"no valid customer with id {c}" for c in cid[unknown]]
-    rows, found = rows[known], found[known]
+    rows, found = arrival[accepted], found[accepted]
     year = txns["year"].to_numpy(zero_copy_only=False)[rows].astype(np.int64)
     month_day = txns["month_day"].to_numpy(zero_copy_only=False)[rows].astype(np.int64)
     years = year - found["birth_year"].to_numpy(dtype=np.int64)
