@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -187,13 +186,14 @@ def compute(
         if loc in exp.reasons:
             continue
         tid = _s(d["transaction_id"])
-        seen.add(tid)
-        vs = versions.get(_s(d["customer_id"]))
-        if not vs:
+        # As of arrival: of the versions that arrived no later, the greatest updated_at,
+        # ties to the later arrival; none yet is unknown_customer, which uses no id up.
+        arrived = [v for v in versions.get(_s(d["customer_id"]), []) if v[0] <= r.ts_ms]
+        if not arrived:
             exp.reasons[loc] = C.REASON_UNKNOWN_CUSTOMER
             continue
-        i = bisect_right([v[0] for v in vs], r.ts_ms)
-        cust = vs[i - 1][3] if i else vs[0][3]
+        seen.add(tid)
+        cust = max(arrived, key=lambda v: (_parse_ts(_s(v[3]["updated_at"])), *v[:3]))[3]
         age = _age(date.fromisoformat(cust["birth_date"]), ev)
         rows.append(
             {
