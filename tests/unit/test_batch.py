@@ -93,3 +93,41 @@ def test_a_kafka_timestamp_far_ahead_does_not_empty_the_window(spark, tmp_path, 
     assert "kafka_timestamp_ahead" in caplog.text
     run_batch(spark, p, 2, [("transactions", now - timedelta(minutes=5), txn("T1"))])
     assert outcome(tmp_path)["T1"] == ["ok", C.REASON_DUPLICATE_TRANSACTION_ID]
+
+
+def test_a_record_stamped_in_the_past_is_remembered_a_whole_window(spark, tmp_path):
+    """A Kafka time two days old (a topic still on CreateTime) starts the id's window at
+    the job's clock, not at its own stamp: the repeat an hour later is a duplicate."""
+    cfg = ProcessorConfig(bootstrap_servers="unused:9092", sink_path=str(tmp_path), dedup_window_seconds=3600)
+    p = BatchProcessor(cfg)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    old = now - timedelta(days=2)
+    run_batch(spark, p, 0, [("customers", old - timedelta(days=1), cust()), ("transactions", now, txn("T1"))])
+    run_batch(spark, p, 1, [("transactions", old, txn("T5"))])
+    run_batch(spark, p, 2, [("transactions", now + timedelta(seconds=50), txn("T2"))])
+    run_batch(spark, p, 3, [("transactions", now + timedelta(seconds=55), txn("T5"))])
+    assert outcome(tmp_path)["T5"] == ["ok", C.REASON_DUPLICATE_TRANSACTION_ID]
+    restarted = BatchProcessor(cfg)  # the state delta holds the same start: a rebuild agrees
+    run_batch(spark, restarted, 4, [("transactions", now + timedelta(seconds=58), txn("T5"))])
+    assert outcome(tmp_path)["T5"] == [
+        "ok",
+        C.REASON_DUPLICATE_TRANSACTION_ID,
+        C.REASON_DUPLICATE_TRANSACTION_ID,
+    ]
+
+
+def test_one_event_time_far_ahead_does_not_make_later_transactions_late(spark, tmp_path):
+    """The lateness reference counts an event time at most as its record's Kafka time."""
+    cfg = ProcessorConfig(bootstrap_servers="unused:9092", sink_path=str(tmp_path), watermark_seconds=30)
+    p = BatchProcessor(cfg)
+    t = datetime(2026, 11, 26, 10, 0, 0)
+    ahead = txn("T1", event_time="2026-11-27T10:00:00.000Z")  # a day ahead of its arrival
+    run_batch(spark, p, 0, [("customers", t - timedelta(minutes=1), cust()), ("transactions", t, ahead)])
+    on_time = txn("T2", event_time="2026-11-26T09:59:58.000Z")
+    late = txn("T3", event_time="2026-11-26T09:58:00.000Z")  # 2 minutes before the reference
+    run_batch(spark, p, 1, [("transactions", t + timedelta(seconds=1), on_time), ("transactions", t, late)])
+    txns = ds.dataset(tmp_path / C.OUT_TRANSACTIONS, format="parquet", partitioning="hive").to_table()
+    flags = dict(zip(txns["transaction_id"].to_pylist(), txns["is_late"].to_pylist()))
+    assert flags == {"T1": False, "T2": False, "T3": True}
+    reference = read_progress(tmp_path)["max_event_time_ms"]
+    assert reference == int(t.replace(tzinfo=timezone.utc).timestamp() * 1000), "T1 counted as its arrival"

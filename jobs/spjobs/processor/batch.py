@@ -39,9 +39,10 @@ from .state import (
 log = logging.getLogger("spjobs.processor")
 
 AMOUNT_ARROW = pa.decimal128(18, 2)
-# The deduplication window is measured back from the newest Kafka timestamp seen.  Producers
-# set those (CreateTime), so one record stamped far ahead by a skewed clock would move the
-# window past every remembered id: a timestamp counts at most this far ahead of our clock.
+# The job's clock is the newest Kafka timestamp seen.  The topics use LogAppendTime (the
+# broker's clock, checked at start-up: :mod:`spjobs.kafka_time`), so no producer sets it;
+# a timestamp still counts at most this far ahead of our own clock, against a broker
+# whose clock is wrong and records written while a topic was on CreateTime.
 MAX_CLOCK_SKEW_MS = 60_000
 
 
@@ -54,8 +55,10 @@ class Counters:
     written: dict[str, int] = field(default_factory=dict)  # by dataset
     quarantined: dict[str, int] = field(default_factory=dict)  # by reason
     offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> partition -> next offset
-    max_kafka_timestamp_ms: int = 0
-    max_event_time_ms: int = 0  # of valid transactions: drives the lateness watermark
+    max_kafka_timestamp_ms: int = 0  # the job's clock (see MAX_CLOCK_SKEW_MS)
+    # The lateness reference: the latest event time of valid transactions, each counted at
+    # most as its own Kafka time, so one event stamped far ahead cannot make the rest late.
+    max_event_time_ms: int = 0
     late: int = 0  # valid transactions flagged is_late
     remembered_ids: int = 0  # transaction ids in the deduplication window (a gauge, not a sum)
 
@@ -80,12 +83,16 @@ class _Phases:
         self._t = now
 
 
+def _ms(value: datetime) -> int:
+    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
 def _bounded_by_clock(topic: str, ms: int) -> int:
     """A Kafka timestamp, counted at most :data:`MAX_CLOCK_SKEW_MS` ahead of this clock."""
     limit = int(time.time() * 1000) + MAX_CLOCK_SKEW_MS
     if ms <= limit:
         return ms
-    hint = "a producer's clock is ahead: the deduplication window ignores the excess"
+    hint = "the broker's clock (or a CreateTime producer's) is ahead: the job's clock ignores the excess"
     event = {"event": "kafka_timestamp_ahead", "topic": topic, "timestamp_ms": ms, "counted_ms": limit}
     log.warning(json.dumps({**event, "hint": hint}))
     return limit
@@ -151,6 +158,8 @@ class BatchProcessor:
         self, batch_id: int, batch: S.Split, counters: Counters, cutoff_us: int, phases: _Phases
     ) -> None:
         ids, customers = self.history.before(batch_id, cutoff_us)
+        since_ms = counters.max_kafka_timestamp_ms
+        until_ms = self._batch_clock(batch, since_ms)
         try:
             new_versions = S.customer_rows(batch.customers)
             customers.add(new_versions.select(list(S.VERSION_COLUMNS)))
@@ -161,7 +170,8 @@ class BatchProcessor:
                 batch.transactions, ids, customers, self.cfg.age_bands, late_before_us
             )
             transactions = S.transaction_rows(settled)
-            new_ids = S.taken_ids(settled)
+            # A first batch has no clock yet: its ids start at its newest Kafka time.
+            new_ids = S.taken_ids(settled, (since_ms or until_ms) * 1000, until_ms * 1000)
             quarantine = S.quarantine_rows(batch.customers, settled, batch_id)
             deltas = S.aggregate_deltas(transactions, S.amount_cents(settled))
             phases.mark("settle")
@@ -183,6 +193,10 @@ class BatchProcessor:
             phases.mark("write")
 
             self._count(batch.customers, settled, transactions, new_versions.num_rows, counters)
+            counters.max_kafka_timestamp_ms = until_ms
+            if transactions.num_rows:
+                reference_us = S.lateness_reference_us(transactions, until_ms * 1000)
+                counters.max_event_time_ms = max(counters.max_event_time_ms, reference_us // 1000)
             counters.remembered_ids = len(ids) + new_ids.num_rows  # new ids were not remembered
             snap = self.snapshots.write(batch_id, aggregates, {"counters.json": counters.__dict__})
             self.publisher.publish(batch_id, datasets)
@@ -195,6 +209,17 @@ class BatchProcessor:
         except BaseException:
             self.history.drop()  # half-applied: rebuilt from the state deltas next batch
             raise
+
+    @staticmethod
+    def _batch_clock(batch: S.Split, since_ms: int) -> int:
+        """The job's clock after this batch: the newest Kafka timestamp seen so far, each
+        counted at most :data:`MAX_CLOCK_SKEW_MS` ahead of this host's clock."""
+        clock = since_ms
+        for t in (batch.customers, batch.transactions):
+            ts = pc.max(t["kafka_timestamp"]).as_py() if t.num_rows else None
+            if ts is not None:
+                clock = max(clock, _bounded_by_clock(t["topic"][0].as_py(), _ms(ts)))
+        return clock
 
     def _stage_partitioned(self, batch_id: int, transactions: pa.Table) -> None:
         """``year=Y/month=M/`` directories without those columns, as Spark's partitionBy writes."""
@@ -213,7 +238,7 @@ class BatchProcessor:
         n_customers: int,
         counters: Counters,
     ) -> None:
-        """Cumulative input/offsets/written/quarantined figures, and the event-time watermark."""
+        """Cumulative input/offsets/written/quarantined figures."""
         counters.batches += 1
         for t in (customers, settled):
             if not t.num_rows:
@@ -224,18 +249,10 @@ class BatchProcessor:
             parts = counters.offsets.setdefault(topic, {})
             for p, o in zip(per["partition"].to_pylist(), per["offset_max"].to_pylist()):
                 parts[str(p)] = max(parts.get(str(p), 0), int(o) + 1)
-            ts = pc.max(t["kafka_timestamp"]).as_py()
-            if ts is not None:
-                ms = int(ts.replace(tzinfo=timezone.utc).timestamp() * 1000)
-                ms = _bounded_by_clock(topic, ms)
-                counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ms)
             reasons = t["reason"].drop_null().value_counts().to_pylist()
             for r in reasons:
                 counters.add(counters.quarantined, r["values"], r["counts"])
         if transactions.num_rows:
-            ev = pc.max(transactions["event_time"]).as_py()
-            ev_ms = int(ev.replace(tzinfo=timezone.utc).timestamp() * 1000)
-            counters.max_event_time_ms = max(counters.max_event_time_ms, ev_ms)
             counters.late += pc.sum(transactions["is_late"]).as_py() or 0
         counters.add(counters.written, C.OUT_TRANSACTIONS, transactions.num_rows)
         counters.add(counters.written, C.OUT_CUSTOMERS, n_customers)

@@ -521,10 +521,27 @@ def transaction_rows(settled: pa.Table) -> pa.Table:
     return pa.table({c: cols[c] for c in TRANSACTION_COLUMNS})
 
 
-def taken_ids(settled: pa.Table) -> pa.Table:
+def taken_ids(settled: pa.Table, since_us: int | None = None, until_us: int | None = None) -> pa.Table:
     """Ids this batch used up, with the Kafka time that starts their deduplication window
-    (the transaction-id state delta)."""
-    return settled.filter(settled["id_taken"]).select(["transaction_id", "kafka_timestamp"])
+    (the transaction-id state delta): the record's, but not before ``since_us`` (the job's
+    clock at batch start) nor after ``until_us`` (its clock after the batch).  So a record
+    stamped in the past (a topic still on CreateTime, or written before it was switched to
+    LogAppendTime) is remembered a whole window like any other, and one stamped ahead is
+    not remembered for ever."""
+    taken = settled.filter(settled["id_taken"])
+    start = micros(taken["kafka_timestamp"])
+    if since_us is not None or until_us is not None:
+        start = np.clip(start, since_us, until_us)
+    return pa.table({"transaction_id": taken["transaction_id"], "kafka_timestamp": pa.array(start, TS)})
+
+
+def lateness_reference_us(transactions: pa.Table, until_us: int) -> int:
+    """The latest event time among valid transactions (:func:`transaction_rows`), each
+    counted at most as its own Kafka time and the job's clock (``until_us``): a producer
+    can move the lateness reference no further than the broker's clock has gone."""
+    event = micros(transactions["event_time"])
+    arrival = np.minimum(micros(transactions["kafka_timestamp"]), until_us)
+    return int(np.minimum(event, arrival).max())
 
 
 def quarantine_rows(customers: pa.Table, settled: pa.Table, batch_id: int) -> pa.Table:
