@@ -24,6 +24,7 @@ import hashlib
 import json
 from typing import Any
 
+from spjobs.kafka_time import with_required
 from spjobs.processor.config import JVM_OPTIONS
 
 from .settings import Settings
@@ -109,7 +110,9 @@ def _digest(value: Any) -> str:
 
 
 def kafka_topic(p: StreamPipeline, role: str) -> dict[str, Any]:
-    """A Strimzi ``KafkaTopic`` for ``role`` (``customers`` or ``transactions``)."""
+    """A Strimzi ``KafkaTopic`` for ``role`` (``customers`` or ``transactions``); its config
+    always sets LogAppendTime (:mod:`spjobs.kafka_time`), and Strimzi applies it to an
+    existing topic too."""
     if role not in TOPIC_ROLES:
         raise ValueError(f"role must be one of {TOPIC_ROLES}, got {role!r}")
     topic = getattr(p.spec.kafka.topics, role)
@@ -118,7 +121,7 @@ def kafka_topic(p: StreamPipeline, role: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "partitions": topic.partitions,
         "replicas": topic.replicas,
-        "config": dict(topic.config),
+        "config": with_required(topic.config),
     }
     if kafka_name != name:
         spec = {"topicName": kafka_name, **spec}

@@ -78,10 +78,15 @@ def test_kafka_topics(p):
     assert customers["kind"] == "KafkaTopic"
     assert customers["metadata"]["labels"]["strimzi.io/cluster"] == "dev-cluster"
     assert customers["metadata"]["labels"]["app.kubernetes.io/component"] == "topic-customers"
-    assert customers["spec"] == {"partitions": 3, "replicas": 1, "config": {"cleanup.policy": "compact"}}
+    log_append = {"message.timestamp.type": "LogAppendTime"}  # the job refuses CreateTime topics
+    assert customers["spec"] == {
+        "partitions": 3,
+        "replicas": 1,
+        "config": {"cleanup.policy": "compact", **log_append},
+    }
     transactions = render.kafka_topic(p, "transactions")
     assert transactions["metadata"]["name"] == "payments-transactions"
-    assert transactions["spec"]["config"] == {"retention.ms": "604800000"}
+    assert transactions["spec"]["config"] == {"retention.ms": "604800000", **log_append}
     assert "topicName" not in transactions["spec"]  # metadata.name is the Kafka name
     with pytest.raises(ValueError):
         render.kafka_topic(p, "orders")

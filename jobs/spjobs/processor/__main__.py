@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 
+from ..kafka_time import CreateTimeTopic, check_topics
 from .config import ProcessorConfig
 from .job import build_session, run
 
@@ -25,6 +26,9 @@ class _JsonFormatter(logging.Formatter):
         except (json.JSONDecodeError, TypeError):
             doc["msg"] = msg
         return json.dumps(doc, default=str)
+
+
+log = logging.getLogger("spjobs.processor")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         sink_path=args.sink_path,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
     )
+    try:  # before Spark starts: a refusal costs a second, not a JVM start-up
+        check_topics(cfg.bootstrap_servers, [cfg.customers_topic, cfg.transactions_topic])
+    except CreateTimeTopic as exc:
+        for line in str(exc).splitlines():
+            log.error(json.dumps({"event": "create_time_topic", "error": line}))
+        return 2
+    except Exception as exc:  # unreachable broker, missing topic: say so, exit; the pod restarts
+        hint = "is Kafka reachable and are both topics created (KafkaTopic Ready)?"
+        log.error(json.dumps({"event": "topic_check_failed", "error": str(exc), "hint": hint}))
+        return 3
     spark = build_session(master=args.master, jars=[j for j in args.jars.split(",") if j])
     spark.sparkContext.setLogLevel("WARN")
     run(cfg, spark)

@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from spjobs.kafka_time import LOG_APPEND_TIME, TIMESTAMP_TYPE, timestamp_types, with_required
+
 from .jars import kafka_jars
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,8 @@ class EmbeddedKafka:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "log.flush.interval.ms": "9223372036854775807",
+            # The broker stamps records (spjobs.kafka_time); the pipeline's topics set it too.
+            "log.message.timestamp.type": LOG_APPEND_TIME,
         }
         path = self.workdir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -205,7 +209,9 @@ class EmbeddedKafka:
 def ensure_topics(
     bootstrap_servers: str, topics: list[TopicSpec], max_replicas: int | None = None, timeout: float = 30.0
 ) -> None:
-    """Create missing topics (partitions/config from the spec); grow partitions that are short."""
+    """Create missing topics (partitions/config from the spec, with LogAppendTime); grow
+    partitions that are short; switch an existing topic on CreateTime to LogAppendTime,
+    as Strimzi does on Kubernetes when it applies the operator's KafkaTopic."""
     from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
@@ -219,7 +225,7 @@ def ensure_topics(
                     t.name,
                     num_partitions=t.partitions,
                     replication_factor=replicas,
-                    config=dict(t.config or {}),
+                    config=with_required(t.config),
                 )
             )
         elif len(existing[t.name].partitions) < t.partitions:
@@ -231,7 +237,35 @@ def ensure_topics(
         except Exception as exc:  # a concurrent creator is fine; anything else is not
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise RuntimeError(f"could not create topic {name!r}: {exc}") from exc
+    present = [t.name for t in topics if t.name in existing]
+    if present:
+        _switch_to_log_append_time(admin, bootstrap_servers, present, timeout)
     log.info("topics ready: %s", ", ".join(t.name for t in topics))
+
+
+def _switch_to_log_append_time(admin, bootstrap_servers: str, topics: list[str], timeout: float) -> None:  # type: ignore[no-untyped-def]
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    wrong = [
+        t for t, v in timestamp_types(bootstrap_servers, topics, timeout).items() if v != LOG_APPEND_TIME
+    ]
+    if not wrong:
+        return
+    entry = ConfigEntry(TIMESTAMP_TYPE, LOG_APPEND_TIME, incremental_operation=AlterConfigOpType.SET)
+    resources = [ConfigResource(ResourceType.TOPIC, t, incremental_configs=[entry]) for t in wrong]
+    for res, fut in admin.incremental_alter_configs(resources).items():
+        try:
+            fut.result(timeout)
+        except Exception as exc:
+            raise RuntimeError(
+                f"topic {res.name!r} is on CreateTime and could not be switched to {LOG_APPEND_TIME} "
+                f"({exc}); switch it, or name another topic in the manifest"
+            ) from exc
+        log.warning(
+            "topic %s was on CreateTime: switched to %s (records already in it keep their timestamps)",
+            res.name,
+            LOG_APPEND_TIME,
+        )
 
 
 def producer_perf_cmd(
