@@ -41,6 +41,7 @@ from typing import Any, ClassVar, Final
 import yaml
 
 from spjobs.durations import DURATION_PATTERN, EXAMPLES, parse_duration
+from spjobs.kafka_time import LOG_APPEND_TIME, TIMESTAMP_TYPE
 
 __all__ = [
     "API_VERSION",
@@ -1408,6 +1409,15 @@ def _finish(
     pipeline = None
     if not any(part is _INVALID for part in (name, namespace, spec, labels, annotations)):
         pipeline = StreamPipeline(name, namespace, spec, labels, annotations)
+        for role in ("customers", "transactions"):
+            stamped = getattr(spec.kafka.topics, role).config.get(TIMESTAMP_TYPE, LOG_APPEND_TIME)
+            if stamped != LOG_APPEND_TIME:
+                errs.add(
+                    f'spec.kafka.topics.{role}.config["{TIMESTAMP_TYPE}"]',
+                    f"must be {LOG_APPEND_TIME} (the broker's clock; the job measures deduplication, "
+                    f"enrichment and lateness in Kafka time, so producers must not set it), got "
+                    f"{stamped!r}: remove it, the pipeline's topics always use {LOG_APPEND_TIME}",
+                )
         if pipeline.customers_topic == pipeline.transactions_topic:
             errs.add(
                 "spec.kafka.topics.transactions.name",
