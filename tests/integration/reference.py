@@ -71,6 +71,10 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Raw]:
                 )
                 if m.offset() + 1 >= ends[p]:
                     done.add(p)
+            # A transaction marker may be the last offset: done once the position passes it.
+            for tp in c.position([TopicPartition(topic, p) for p in parts if p not in done]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
         return out
     finally:
         c.close()

@@ -10,6 +10,7 @@ The parsing and checks are part of the streaming query's own plan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -346,6 +347,25 @@ def _aggregate_table(df: pd.DataFrame, keys: tuple[str, ...]) -> pa.Table:
     return pa.table(arrays)
 
 
+SOURCE_OFFSETS = "source_offsets.json"  # written by job.ProgressLogger after each trigger
+
+
+def read_positions(sink_path: str | Path) -> dict[str, dict[int, int]]:
+    """Per topic and partition, the next offset the job has consumed up to: Spark's own
+    end offsets of its last trigger, or past the last record a batch held."""
+    root = Path(sink_path) / C.CHECKPOINTS_DIR / "processor"
+    out: dict[str, dict[int, int]] = {}
+    docs = [(read_progress(sink_path) or {}).get("offsets", {})]
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        docs.append(json.loads((root / SOURCE_OFFSETS).read_text()))
+    for doc in docs:
+        for topic, parts in doc.items():
+            mine = out.setdefault(topic, {})
+            for p, o in parts.items():
+                mine[int(p)] = max(mine.get(int(p), 0), int(o))
+    return out
+
+
 def read_progress(sink_path: str | Path) -> dict | None:
     """The last finished batch's figures, for progress displays (None before the first)."""
     path = Path(sink_path) / C.CHECKPOINTS_DIR / "processor" / "progress.json"
@@ -355,4 +375,4 @@ def read_progress(sink_path: str | Path) -> dict | None:
         return None
 
 
-__all__ = ["BatchProcessor", "read_progress"]
+__all__ = ["SOURCE_OFFSETS", "BatchProcessor", "read_positions", "read_progress"]

@@ -16,13 +16,15 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
-from .batch import BatchProcessor
+from .batch import SOURCE_OFFSETS, BatchProcessor
 from .config import JVM_OPTIONS, ProcessorConfig
+from .state import atomic_write_text
 from .transforms import BatchChecker
 
 log = logging.getLogger("spjobs.processor")
@@ -91,13 +93,23 @@ def _kafka_source(
 
 
 class ProgressLogger(StreamingQueryListener):
-    """Spark's own per-trigger timings as structured log lines (where a slow batch goes)."""
+    """Spark's own per-trigger timings as structured log lines (where a slow batch goes),
+    and, with ``offsets_file``, the offsets up to which Spark has read each source."""
+
+    def __init__(self, offsets_file: Path | None = None) -> None:
+        super().__init__()
+        self.offsets_file = offsets_file
 
     def onQueryStarted(self, event) -> None:  # type: ignore[no-untyped-def]
         pass
 
     def onQueryProgress(self, event) -> None:  # type: ignore[no-untyped-def]
         p = event.progress
+        if self.offsets_file is not None:
+            try:
+                self._write_offsets(p.sources)
+            except Exception as exc:  # a progress display must never stop the job
+                log.warning(json.dumps({"event": "source_offsets_not_written", "error": str(exc)}))
         log.info(
             json.dumps(
                 {
@@ -109,6 +121,20 @@ class ProgressLogger(StreamingQueryListener):
                 }
             )
         )
+
+    def _write_offsets(self, sources) -> None:  # type: ignore[no-untyped-def]
+        """Kafka's next offset per partition that Spark has read up to (transaction
+        markers and compacted gaps included, which the job's record counts cannot see):
+        what ``streampipeline run`` compares with the topics' end offsets."""
+        assert self.offsets_file is not None
+        doc: dict[str, dict[str, int]] = {}
+        for source in sources:
+            end = source.endOffset
+            end = json.loads(end) if isinstance(end, str) else end
+            for topic, parts in (end or {}).items():
+                doc.setdefault(topic, {}).update({str(k): int(v) for k, v in parts.items()})
+        if doc:
+            atomic_write_text(self.offsets_file, json.dumps(doc, sort_keys=True))
 
     def onQueryIdle(self, event) -> None:  # type: ignore[no-untyped-def]
         pass
@@ -160,7 +186,7 @@ def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> Non
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
-    spark.streams.addListener(ProgressLogger())
+    spark.streams.addListener(ProgressLogger(cfg.checkpoint_root / SOURCE_OFFSETS))
     restarts = 0
     processor = BatchProcessor(cfg)
     while True:

@@ -268,6 +268,37 @@ def _switch_to_log_append_time(admin, bootstrap_servers: str, topics: list[str],
         )
 
 
+def end_offsets(
+    bootstrap_servers: str, topics: list[str], timeout: float = 30.0
+) -> dict[str, dict[int, int]]:
+    """Per topic and partition, the next offset a record appended now would get (the high
+    watermark): what every producer has got acknowledged so far, ours or not."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "streampipeline-run", "log_level": 0})
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                out: dict[str, dict[int, int]] = {}
+                md = c.list_topics(timeout=timeout).topics
+                for topic in topics:
+                    parts = md[topic].partitions if topic in md else {}
+                    out[topic] = {
+                        p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+                        for p in sorted(parts)
+                    }
+                return out
+            except KafkaException as exc:  # a topic created a moment ago may have no leader yet
+                if time.monotonic() > deadline or not (
+                    exc.args[0].retriable() or "leader" in str(exc).lower()
+                ):
+                    raise
+                time.sleep(0.3)
+    finally:
+        c.close()
+
+
 def producer_perf_cmd(
     kafka: EmbeddedKafka, topic: str, records: int, record_size: int, props: dict[str, str]
 ) -> list[str]:

@@ -3,7 +3,9 @@
 Kafka is the spec's cluster when reachable, else an embedded real broker; the Spark job
 runs as a child process (``python -m spjobs.processor``, local master) exactly as in its
 image; the generator runs in this process.  A bounded run ends when the job has consumed
-every record the generator got acknowledged, then prints and writes a summary.
+every offset up to the topics' end offsets taken when generation ended, then prints and
+writes a summary.  Offsets, not the generator's tally: anything else writing into the
+topics (a user's producer, a REST service) is consumed too, and nothing is left unread.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from spjobs import contract as C
 from spjobs.generator.config import GeneratorConfig
 from spjobs.generator.model import Tally
 from spjobs.generator.producer import run as run_generator
-from spjobs.processor.batch import read_progress
+from spjobs.processor.batch import read_positions, read_progress
 
 from ..spec import StreamPipeline
 from .jars import spark_kafka_jars
-from .kafka import EmbeddedKafka, TopicSpec, ensure_topics
+from .kafka import EmbeddedKafka, TopicSpec, end_offsets, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,9 @@ class Summary:
     quarantined: dict[str, int]
     complete: bool
     interrupted: bool = False
+    # Offsets appended to each topic during the run (by anyone), and what is left unread.
+    appended: dict[str, int] = field(default_factory=dict)
+    unread: dict[str, int] = field(default_factory=dict)
     injected: list[dict[str, str]] | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -203,6 +208,8 @@ class LocalRun:
         self._generator_error: BaseException | None = None
         self._last_tally = Tally()
         self._restarts = 0
+        self._start_offsets: dict[str, dict[int, int]] = {}
+        self._target: dict[str, dict[int, int]] | None = None  # end offsets when generation ended
 
     # -- set-up ---------------------------------------------------------------------------
     @property
@@ -237,6 +244,7 @@ class LocalRun:
         cfg["kafka"]["bootstrapServers"] = self.bootstrap
         cfg["sink"]["path"] = str(self.output)
         self.job_config = cfg
+        self._start_offsets = end_offsets(self.bootstrap, self.topic_names)
         self.config_file = self.work / "job-config.json"
         self.config_file.write_text(json.dumps(cfg, indent=2))
         proc = self.pipeline.spec.processing
@@ -277,6 +285,26 @@ class LocalRun:
         thread.start()
         return thread
 
+    @property
+    def topic_names(self) -> list[str]:
+        topics = self.job_config["kafka"]["topics"]
+        return [topics["customers"]["name"], topics["transactions"]["name"]]
+
+    def take_target(self) -> None:
+        """Generation has ended: the run is complete once the job has read this far."""
+        self._target = end_offsets(self.bootstrap, self.topic_names)
+
+    def unread(self) -> dict[str, int] | None:
+        """Offsets per topic below the target that the job has not consumed (None before
+        generation ended)."""
+        if self._target is None:
+            return None
+        positions = read_positions(self.output)
+        return {
+            topic: sum(max(end - positions.get(topic, {}).get(p, 0), 0) for p, end in parts.items())
+            for topic, parts in self._target.items()
+        }
+
     def progress(self) -> dict[str, Any] | None:
         return read_progress(self.output)
 
@@ -304,6 +332,7 @@ class LocalRun:
                 display.tick()
             if self._generator_error:
                 raise RunError(f"the generator failed: {self._generator_error}")
+            self.take_target()
             deadline = time.monotonic() + self.opts.drain_timeout
             while not self._all_consumed():
                 if time.monotonic() > deadline:
@@ -320,6 +349,7 @@ class LocalRun:
             self.stop_event.set()
             gen.join()
             try:
+                self.take_target()
                 deadline = time.monotonic() + self.opts.drain_timeout
                 while not self._all_consumed() and time.monotonic() < deadline:
                     self.supervise()
@@ -351,9 +381,8 @@ class LocalRun:
             self.processor.start()
 
     def _all_consumed(self) -> bool:
-        if self.tally is None:
-            return False
-        return all(c >= e for c, e in zip(self.consumed(), expected_per_topic(self.tally)))
+        unread = self.unread()
+        return unread is not None and not any(unread.values())
 
     def _summary(self, seconds: float) -> Summary:
         tally = self.tally or self._last_tally
@@ -369,7 +398,17 @@ class LocalRun:
         produced.update({"customers_topic": exp_c, "transactions_topic": exp_t})
         rows = count_rows(self.output)
         injected = [r._asdict() for r in tally.injected] if tally.injected is not None else None
-        complete = consumed["customers_topic"] == exp_c and consumed["transactions_topic"] == exp_t
+        roles = {cust_t: "customers_topic", txn_t: "transactions_topic"}
+        if self._target is None:  # stopped before generation ended (a second Ctrl-C, an error)
+            with contextlib.suppress(Exception):
+                self.take_target()
+        unread_by_topic = self.unread() or {}
+        unread = {roles[t]: n for t, n in unread_by_topic.items()}
+        appended = {
+            roles[t]: sum(end - self._start_offsets.get(t, {}).get(p, 0) for p, end in parts.items())
+            for t, parts in (self._target or {}).items()
+        }
+        complete = self._target is not None and not any(unread.values())
         return Summary(
             self.pipeline.name,
             str(self.output),
@@ -381,6 +420,8 @@ class LocalRun:
             rows,
             dict(p.get("quarantined", {})),
             complete,
+            appended=appended,
+            unread=unread,
             injected=injected,
         )
 
@@ -415,7 +456,8 @@ class ProgressDisplay:
         if self._prev is not None and now > self._prev[0]:
             rate = f"{(consumed - self._prev[1]) / (now - self._prev[0]):,.0f} rows/s"
         self._prev = (now, consumed)
-        lag = max(t.total - consumed, 0)
+        unread = self.run.unread()  # by offsets, once generation has ended
+        lag = sum(unread.values()) if unread is not None else max(t.total - consumed, 0)
         line = (
             f"produced {t.total:>9,} (invalid {t.invalid_total:,}) | processed {consumed:>9,} {rate:>14} | "
             f"transactions {written.get('transactions', 0):>9,} | "
@@ -442,6 +484,9 @@ def format_summary(s: Summary) -> str:
         if n:
             lines.append(f"    {'invalid: ' + kind:<38}{n:>10,}")
     lines += [
+        "  appended to the topics during the run (offsets, every producer)",
+        f"    {'customers topic':<38}{s.appended.get('customers_topic', 0):>10,}",
+        f"    {'transactions topic':<38}{s.appended.get('transactions_topic', 0):>10,}",
         "  consumed by the Spark job",
         f"    {'customers topic':<38}{s.consumed['customers_topic']:>10,}",
         f"    {'transactions topic':<38}{s.consumed['transactions_topic']:>10,}",
@@ -449,6 +494,10 @@ def format_summary(s: Summary) -> str:
     ]
     for name, n in s.rows.items():
         lines.append(f"    {name:<38}{n:>10,}")
+    if any(s.unread.values()):
+        lines.append("  left unread (offsets below the topics' end when generation ended)")
+        for role, n in s.unread.items():
+            lines.append(f"    {role.replace('_', ' '):<38}{n:>10,}")
     if s.quarantined:
         lines.append("  quarantined by reason")
         for reason, n in sorted(s.quarantined.items()):
