@@ -296,6 +296,7 @@ def bench_freshness(
         while gen.is_alive():
             run.supervise()
             gen.join(0.5)
+        run.take_target()  # generation ended: drain up to the topics' end offsets
         deadline = time.monotonic() + 120
         while not run._all_consumed() and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -381,6 +381,8 @@ class LocalRun:
             self.processor.start()
 
     def _all_consumed(self) -> bool:
+        if self._target is None and self.tally is not None:  # the generator has returned
+            self.take_target()
         unread = self.unread()
         return unread is not None and not any(unread.values())
 
