@@ -28,21 +28,14 @@ from .transforms import BatchChecker
 log = logging.getLogger("spjobs.processor")
 
 
-def build_session(
-    app_name: str = "streampipeline-processor",
-    master: str | None = None,
-    jars: Sequence[str] = (),
-    extra_conf: dict[str, str] | None = None,
-) -> SparkSession:
-    """A session for the job; ``master``/``jars`` are for local runs (spark-submit sets them on k8s)."""
-    builder = SparkSession.builder.appName(app_name)
-    if master:
-        builder = builder.master(master)
+def session_conf(
+    master: str | None = None, jars: Sequence[str] = (), extra_conf: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The Spark settings the job sets itself (tests/unit/test_spark_conf.py checks every key)."""
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": os.environ.get("SP_SHUFFLE_PARTITIONS", "4"),
         "spark.sql.adaptive.enabled": os.environ.get("SP_AQE", "true"),
-        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.sources.partitionOverwriteMode": "static",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "true",
@@ -53,7 +46,20 @@ def build_session(
     if jars:
         conf["spark.jars"] = ",".join(jars)
     conf.update(extra_conf or {})
-    for k, v in conf.items():
+    return conf
+
+
+def build_session(
+    app_name: str = "streampipeline-processor",
+    master: str | None = None,
+    jars: Sequence[str] = (),
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """A session for the job; ``master``/``jars`` are for local runs (spark-submit sets them on k8s)."""
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    for k, v in session_conf(master, jars, extra_conf).items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
 
