@@ -29,6 +29,10 @@ $(STAMP): pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## create .venv with every Python dependency (pinned)
 
+.PHONY: lock
+lock: venv ## re-lock the images' dependencies with hashes from pyproject.toml (images/requirements/)
+	$(PY) images/lock.py
+
 .PHONY: jars
 jars: venv ## fetch Kafka broker + Spark Kafka connector jars from Maven Central into $(CACHE)
 	$(PY) -m streampipeline.local.jars
