@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from harness.docker_engine import host_python310
 from harness.podrun import expand, prepare_volume_dir, security_flags
 
 from spjobs.processor.batch import read_progress
@@ -194,6 +195,8 @@ def test_spark_image_driver_writes_the_contract_and_stops_cleanly(
         "run", "--rm", "--entrypoint", "python3", spec["image"], "-c",
         "import sys; print('%d.%d' % sys.version_info[:2])",
     ).stdout.strip()  # fmt: skip
+    if host_python310() is not None:  # the real image's Python minor; else the stand-in's fallback
+        assert version == "3.10", f"the Spark stand-in runs Python {version}, the real image 3.10"
     figures = assert_outputs_match(sink, reference_for(kafka.bootstrap_servers, pipeline.to_job_config()))
     assert figures["transactions"] > 0
     print(f"spark container (Python {version}): caught up in {caught_up:.1f}s, {figures}")
