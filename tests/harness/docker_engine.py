@@ -270,8 +270,8 @@ class DockerEngine:
         """Build ``tag`` unless it exists with the same inputs; True when it was built.
 
         Builds run on the host's network (``--network host``: the engine has no bridge) so
-        pip and Maven reach PyPI and Maven Central; ``--pull=false`` keeps BuildKit from
-        asking a registry about the stand-in bases.
+        pip and Maven reach PyPI and Maven Central; no ``--pull``, so BuildKit takes the
+        stand-in bases from the local store.
         """
         if self.label(tag) == inputs:
             return False
@@ -516,6 +516,8 @@ def ensure_images(engine: DockerEngine, names: Sequence[str] = tuple(IMAGE_TAGS)
         )
         engine.build(tag, ROOT, ROOT / "images" / name / "Dockerfile", inputs)
         out[name] = tag
+    # Earlier builds of the same tags, now untagged: keep the cache's data root from growing.
+    engine.docker("image", "prune", "-f", check=False, timeout=300)
     return out
 
 
