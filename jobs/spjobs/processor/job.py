@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -156,6 +157,11 @@ def _is_spark_57438(exc: BaseException) -> bool:
     return _SPARK_57438 in str(exc)
 
 
+def _busy(status: dict) -> bool:
+    """A trigger is running, or the query has not finished starting."""
+    return bool(status.get("isTriggerActive")) or str(status.get("message", "")).startswith("Initializing")
+
+
 def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> None:
     """Run until SIGTERM/SIGINT; stop between batches so nothing is half-done."""
     stop = threading.Event()
@@ -175,8 +181,11 @@ def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> Non
         while not stop.is_set() and query.isActive:
             stop.wait(0.5)
         if query.isActive:
-            while query.status.get("isTriggerActive"):
-                stop.wait(0.1)
+            # Between batches only: not while a trigger runs, nor while the query is still
+            # initializing its sources (a stop then interrupts it and the query ends with an
+            # error instead of cleanly; seen when SIGTERM came soon after start).
+            while query.isActive and _busy(query.status):
+                time.sleep(0.1)
             query.stop()
         exc = query.exception()
         if exc is None:
