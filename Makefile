@@ -29,6 +29,10 @@ $(STAMP): pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## create .venv with every Python dependency (pinned)
 
+.PHONY: lock
+lock: venv ## re-lock the images' dependencies with hashes from pyproject.toml (images/requirements/)
+	$(PY) images/lock.py
+
 .PHONY: jars
 jars: venv ## fetch Kafka broker + Spark Kafka connector jars from Maven Central into $(CACHE)
 	$(PY) -m streampipeline.local.jars
@@ -41,8 +45,21 @@ run: jars ## run the example pipeline locally (embedded Kafka + local Spark), th
 k8s-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm from Go modules (cached)
 	bash tests/harness/k8s/build.sh
 
+# Debian packages the image tests need (the suite's own dockerd; debootstrap for the stand-in bases).
+IMAGE_TOOLS_PKGS := docker.io debootstrap containernetworking-plugins iptables
+
+.PHONY: image-tools
+image-tools: ## apt-get install what the image tests need (docker.io, debootstrap, CNI plugins, iptables)
+	@missing=""; for p in $(IMAGE_TOOLS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "as root: apt-get install$$missing (the image tests need them)"; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
+	fi
+
 .PHONY: test
-test: jars k8s-tools ## install everything and run the whole suite (unit, real Kafka/Spark, real k8s control plane)
+test: jars k8s-tools image-tools ## install everything and run the whole suite (unit, real Kafka/Spark, real k8s control plane)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -40,3 +40,23 @@ def kafka():
     broker.start()
     yield broker
     broker.close()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The test suite's own Docker engine (tests/harness/docker_engine.py), stopped at the end."""
+    from harness.docker_engine import DockerEngine
+
+    if os.geteuid() != 0:
+        pytest.skip("the image tests start their own dockerd, which needs root")
+    engine = DockerEngine().start()  # DockerError says what to install (make image-tools)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def project_images(docker_engine):
+    """{operator, generator, spark: tag}: images/*/Dockerfile built on the stand-ins (cached)."""
+    from harness.docker_engine import ensure_images
+
+    return ensure_images(docker_engine)

@@ -232,10 +232,9 @@ def generator_deployment(p: StreamPipeline, settings: Settings) -> dict[str, Any
             "$(POD_NAME)",
         ],
         "env": [
+            # The generator is configured by its arguments alone (one source); POD_NAME only
+            # feeds --instance.
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "STREAMPIPELINE_PIPELINE", "value": p.name},
-            {"name": "STREAMPIPELINE_RATE_PER_SECOND", "value": _rate(p)},
-            {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": p.bootstrap_servers},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
         ],
         "resources": g.resources.to_k8s(),
@@ -338,10 +337,10 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
             "onFailureRetryInterval": 10,
             "onSubmissionFailureRetryInterval": 20,
         },
-        "sparkConf": {
-            "spark.sql.streaming.stopGracefullyOnShutdown": "true",
-            "spark.ui.showConsoleProgress": "false",
-        },
+        # A clean stop on SIGTERM is the job's own (between batches), not a Spark setting:
+        # Spark 4.1 has no streaming "stop gracefully" key for Structured Streaming, and the
+        # image's entrypoint delivers the signal to the Python driver.
+        "sparkConf": {"spark.ui.showConsoleProgress": "false"},
         "driver": {
             "cores": proc.driver.cores,
             "memory": proc.driver.memory,

@@ -159,7 +159,7 @@ def test_children_match_render(pipeline, kget):
     assert config == p.to_job_config()
     app = kget("sparkapplication", "payments-processor")
     assert app["spec"]["type"] == "Python" and app["spec"]["mode"] == "cluster"
-    assert app["spec"]["sparkConf"]["spark.sql.streaming.stopGracefullyOnShutdown"] == "true"
+    assert app["spec"]["sparkConf"] == render.spark_application(p, Settings())["spec"]["sparkConf"]
 
 
 def test_status_provisioning_until_children_ready(pipeline, kget):

@@ -161,8 +161,8 @@ def test_generator_deployment(p):
     assert c["args"][c["args"].index("--rate") + 1] == "500"
     assert c["args"][c["args"].index("--bootstrap-servers") + 1] == "dev-cluster-kafka-bootstrap:9092"
     env = {e["name"]: e for e in c["env"]}
-    assert env["STREAMPIPELINE_RATE_PER_SECOND"]["value"] == "500"
-    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "dev-cluster-kafka-bootstrap:9092"
+    # Only what the generator reads: it takes its settings from its arguments, not from env.
+    assert set(env) == {"POD_NAME", "PYTHONUNBUFFERED"}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert c["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
     sc = c["securityContext"]
@@ -184,6 +184,22 @@ def test_generator_bootstrap_override_and_fractional_rate():
     (c,) = render.generator_deployment(p, SETTINGS)["spec"]["template"]["spec"]["containers"]
     assert c["args"][c["args"].index("--bootstrap-servers") + 1] == "broker-0:9093,broker-1:9093"
     assert c["args"][c["args"].index("--rate") + 1] == "12.5"
+
+
+def test_generator_env_is_only_what_the_generator_reads(p):
+    """No variable the generator ignores: each one is read by its code, used in its arguments
+    (``$(POD_NAME)``), or is the interpreter's own (``PYTHON*``)."""
+    (c,) = render.generator_deployment(p, SETTINGS)["spec"]["template"]["spec"]["containers"]
+    sources = "\n".join(f.read_text() for f in sorted((ROOT / "jobs" / "spjobs").rglob("*.py")))
+    args = " ".join(c["args"])
+    for env in c["env"]:
+        name = env["name"]
+        assert name.startswith("PYTHON") or f"$({name})" in args or f'"{name}"' in sources, (
+            f"the generator Deployment sets {name}, which the generator never reads"
+        )
+    # ... and the image says nothing else: its Dockerfile names no variable the generator ignores.
+    dockerfile = (ROOT / "images" / "generator" / "Dockerfile").read_text()
+    assert "environment variables" not in dockerfile
 
 
 def test_rate_change_rolls_generator_but_not_processor(p):
@@ -224,7 +240,8 @@ def test_spark_application(p):
         "onFailureRetryInterval": 10,
         "onSubmissionFailureRetryInterval": 20,
     }
-    assert spec["sparkConf"]["spark.sql.streaming.stopGracefullyOnShutdown"] == "true"
+    # Only keys Spark knows (tests/unit/test_spark_conf.py checks them against Spark's registry).
+    assert spec["sparkConf"] == {"spark.ui.showConsoleProgress": "false"}
     driver, executor = spec["driver"], spec["executor"]
     assert driver["cores"] == 1 and driver["memory"] == "1g"
     assert driver["memoryOverhead"] == "1536m"  # the example sets it (the default is Spark's)

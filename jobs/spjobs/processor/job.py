@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,21 +31,14 @@ from .transforms import BatchChecker
 log = logging.getLogger("spjobs.processor")
 
 
-def build_session(
-    app_name: str = "streampipeline-processor",
-    master: str | None = None,
-    jars: Sequence[str] = (),
-    extra_conf: dict[str, str] | None = None,
-) -> SparkSession:
-    """A session for the job; ``master``/``jars`` are for local runs (spark-submit sets them on k8s)."""
-    builder = SparkSession.builder.appName(app_name)
-    if master:
-        builder = builder.master(master)
+def session_conf(
+    master: str | None = None, jars: Sequence[str] = (), extra_conf: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The Spark settings the job sets itself (tests/unit/test_spark_conf.py checks every key)."""
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": os.environ.get("SP_SHUFFLE_PARTITIONS", "4"),
         "spark.sql.adaptive.enabled": os.environ.get("SP_AQE", "true"),
-        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.sources.partitionOverwriteMode": "static",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "true",
@@ -55,7 +49,20 @@ def build_session(
     if jars:
         conf["spark.jars"] = ",".join(jars)
     conf.update(extra_conf or {})
-    for k, v in conf.items():
+    return conf
+
+
+def build_session(
+    app_name: str = "streampipeline-processor",
+    master: str | None = None,
+    jars: Sequence[str] = (),
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """A session for the job; ``master``/``jars`` are for local runs (spark-submit sets them on k8s)."""
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    for k, v in session_conf(master, jars, extra_conf).items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
 
@@ -176,6 +183,11 @@ def _is_spark_57438(exc: BaseException) -> bool:
     return _SPARK_57438 in str(exc)
 
 
+def _busy(status: dict) -> bool:
+    """A trigger is running, or the query has not finished starting."""
+    return bool(status.get("isTriggerActive")) or str(status.get("message", "")).startswith("Initializing")
+
+
 def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> None:
     """Run until SIGTERM/SIGINT; stop between batches so nothing is half-done."""
     stop = threading.Event()
@@ -195,8 +207,11 @@ def run(cfg: ProcessorConfig, spark: SparkSession, max_restarts: int = 5) -> Non
         while not stop.is_set() and query.isActive:
             stop.wait(0.5)
         if query.isActive:
-            while query.status.get("isTriggerActive"):
-                stop.wait(0.1)
+            # Between batches only: not while a trigger runs, nor while the query is still
+            # initializing its sources (a stop then interrupts it and the query ends with an
+            # error instead of cleanly; seen when SIGTERM came soon after start).
+            while query.isActive and _busy(query.status):
+                time.sleep(0.1)
             query.stop()
         exc = query.exception()
         if exc is None:

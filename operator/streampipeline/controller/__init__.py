@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 
 __all__ = ["run_operator"]
@@ -35,9 +36,17 @@ def run_operator(
 
     from ..settings import Settings
     from . import handlers, metrics
+    from .kube import ConfigError, load_api_client
 
     assert handlers  # imported for its side effect: registering the kopf handlers
 
+    # Fail at once, saying what is missing: kopf itself would retry its login every 60 s
+    # forever, with /healthz not served, so a misconfigured pod would never be restarted.
+    try:
+        load_api_client()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
     if all_namespaces:
         watched: tuple[str, ...] = ()

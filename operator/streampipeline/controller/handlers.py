@@ -104,6 +104,16 @@ def _probe(**_: Any) -> int:
     return sum(1 for _ in metrics._phases)
 
 
+@kopf.on.probe(id="apiserver", errors=kopf.ErrorsMode.PERMANENT, timeout=5)
+def _probe_apiserver(**_: Any) -> str:
+    """/healthz (liveness and readiness) fails while the API server cannot be reached:
+    kopf's own endpoint would answer 200 while every call fails."""
+    try:
+        return _kube().version()
+    except Exception as exc:
+        raise kopf.PermanentError(f"cannot reach the Kubernetes API server: {exc}") from exc
+
+
 # --- reconcile --------------------------------------------------------------------------------
 
 

@@ -11,7 +11,12 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-__all__ = ["FIELD_MANAGER", "ApiException", "Kube", "load_api_client"]
+__all__ = ["FIELD_MANAGER", "ApiException", "ConfigError", "Kube", "load_api_client"]
+
+
+class ConfigError(RuntimeError):
+    """No usable Kubernetes client configuration (neither in-cluster nor a kubeconfig)."""
+
 
 FIELD_MANAGER = "streampipeline-operator"
 
@@ -26,13 +31,23 @@ PLURALS = {
 
 
 def load_api_client() -> client.ApiClient:
-    """In-cluster config if available, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    """In-cluster config if available, else ``$KUBECONFIG`` / ``~/.kube/config``.
+
+    Raises ConfigError, saying what to provide, when neither is usable.
+    """
     try:
         config.load_incluster_config()
         return client.ApiClient()
-    except config.ConfigException:
+    except config.ConfigException as in_cluster:
         cfg = client.Configuration()
-        config.load_kube_config(client_configuration=cfg)
+        try:
+            config.load_kube_config(client_configuration=cfg)
+        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                "cannot configure the Kubernetes client: not in a cluster "
+                f"({in_cluster}) and no usable kubeconfig ({exc}); run the operator in a pod with "
+                "its ServiceAccount, or set KUBECONFIG (or ~/.kube/config) to a cluster's kubeconfig"
+            ) from exc
         return client.ApiClient(configuration=cfg)
 
 
@@ -59,6 +74,7 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        timeout: float = 30,
     ) -> Any:
         return self.api.call_api(
             path,
@@ -69,8 +85,12 @@ class Kube:
             response_type="object",
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
-            _request_timeout=30,
+            _request_timeout=timeout,
         )
+
+    def version(self, timeout: float = 3.0) -> str:
+        """The API server's version: a cheap call every authenticated client may make."""
+        return str(self._call("GET", "/version", timeout=timeout).get("gitVersion", "?"))
 
     @staticmethod
     def _where(obj: dict[str, Any]) -> tuple[str, str, str, str]:
