@@ -47,8 +47,7 @@ class BackgroundServer:
         self.host = host
         self.port = port or free_port(host)
         self.server = _server(cfg, host, self.port)
-        # uvicorn must not install signal handlers off the main thread: the runner owns them.
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # Off the main thread uvicorn installs no signal handlers: the runner keeps Ctrl-C/SIGTERM.
         self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
 
     @property
