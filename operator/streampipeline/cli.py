@@ -70,6 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         master=args.master,
         workers=args.workers,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
+        api=not args.no_api,
+        api_port=args.api_port,
     )
     if opts.records is None and opts.duration is None:
         print("No --records or --duration: running until Ctrl-C.")
@@ -87,6 +89,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         opts.summary_json.write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
         print(f"\nSummary written to {opts.summary_json}")
     return 0 if summary.complete or summary.interrupted else 1
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    from .api.config import ApiConfig, new_token, token_from_env
+    from .api.server import serve
+
+    pipeline = load_manifest(Path(args.manifest))
+    cfg = pipeline.to_job_config()
+    if args.bootstrap_servers:
+        cfg["kafka"]["bootstrapServers"] = args.bootstrap_servers
+    sink = None if args.no_sink else Path(args.sink or cfg["sink"]["path"])
+    token = token_from_env()
+    if token is None:
+        token = new_token()
+        print(f"API write token (for POST, shown once; set STREAMPIPELINE_API_TOKEN to choose it): {token}")
+    api_cfg = ApiConfig.from_job_config(cfg, sink=sink, token=token)
+    print(
+        f"Serving pipeline {pipeline.name!r} on http://{args.host}:{args.port}/ "
+        f"(Kafka {api_cfg.bootstrap_servers})"
+    )
+    serve(api_cfg, host=args.host, port=args.port)
+    return 0
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -179,7 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--max-offsets-per-trigger", type=int, help="override spec.processing.maxOffsetsPerTrigger"
     )
+    r.add_argument("--no-api", action="store_true", help="do not serve the REST API and dashboard")
+    r.add_argument("--api-port", type=int, default=0, help="the API's loopback port (default: a free one)")
     r.set_defaults(func=_cmd_run)
+
+    a = sub.add_parser("api", help="serve the REST API and live dashboard for a pipeline's topics and sink")
+    a.add_argument("manifest")
+    a.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 in a pod)")
+    a.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    a.add_argument("--bootstrap-servers", help="override the spec's Kafka bootstrap address")
+    sink = a.add_mutually_exclusive_group()
+    sink.add_argument("--sink", help="the sink's path (default: spec.sink.path)")
+    sink.add_argument("--no-sink", action="store_true", help="serve Kafka endpoints only (no volume)")
+    a.set_defaults(func=_cmd_api)
     _add_operator_commands(sub)
     return p
 

@@ -322,7 +322,7 @@ def test_extras_when_enabled(render):
     assert pipeline["spec"] == example["spec"]
     ui = one(docs, "Deployment", "rel-streampipeline-operator-kafka-ui")
     (c,) = ui["spec"]["template"]["spec"]["containers"]
-    assert c["image"] == "provectuslabs/kafka-ui:v0.7.2"
+    assert c["image"] == "ghcr.io/kafbat/kafka-ui:v1.3.0", "provectuslabs/kafka-ui is unmaintained"
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == "dev-cluster-kafka-bootstrap:9092"
     svc = one(docs, "Service", "rel-streampipeline-operator-kafka-ui")

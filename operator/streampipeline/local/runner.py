@@ -54,6 +54,8 @@ class RunOptions:
     max_offsets_per_trigger: int | None = None
     track_injected: bool = False
     drain_timeout: float = 600.0
+    api: bool = False  # serve the REST API and dashboard beside the run (the CLI's default)
+    api_port: int = 0  # 0: a free loopback port
 
 
 def kafka_reachable(bootstrap: str, timeout: float = 3.0) -> bool:
@@ -210,6 +212,7 @@ class LocalRun:
         self._restarts = 0
         self._start_offsets: dict[str, dict[int, int]] = {}
         self._target: dict[str, dict[int, int]] | None = None  # end offsets when generation ended
+        self.api: Any = None  # .api.LocalApi while the service runs
 
     # -- set-up ---------------------------------------------------------------------------
     @property
@@ -319,6 +322,10 @@ class LocalRun:
     def run(self) -> Summary:
         started = time.monotonic()
         self.prepare()
+        if self.opts.api:
+            from .api import start_for
+
+            self.api = start_for(self.job_config, self.output, self.print, self.opts.api_port)
         assert self.processor is not None
         display = ProgressDisplay(self, self.print)
         interrupted = False
@@ -428,6 +435,9 @@ class LocalRun:
         )
 
     def close(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         if self.processor is not None:
             self.processor.stop()
         if self.kafka is not None:
