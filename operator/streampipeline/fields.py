@@ -178,7 +178,7 @@ def parse_quantity(text: str | int) -> Decimal:
     if not match:
         raise ValueError(f"invalid quantity {text!r}")
     number, suffix = match.group(1), match.group(2) or ""
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+    if suffix[:1] in ("e", "E") and suffix[1:2] not in ("", "i"):  # "1e3"; "1E" is exa, "1Ei" exbi
         return Decimal(number) * Decimal(10) ** int(suffix[1:])
     return Decimal(number) * _QTY_FACTORS[suffix]
 
@@ -215,6 +215,19 @@ class Kind:
 
     def constraints(self) -> list[str]:
         return []
+
+    def rules(self, path: str) -> list[dict[str, str]]:
+        """CEL ``x-kubernetes-validations`` for this field's schema node: what ``parse``
+        checks beyond the OpenAPI schema, each message starting with ``path``."""
+        return []
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One CEL validation rule as the CRD states it."""
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
 
 
 def _range_constraints(minimum: float | None, maximum: float | None) -> list[str]:
@@ -330,6 +343,9 @@ class Str(Kind):
     enum: tuple[str, ...] | None = None
     check: Callable[[str], str | None] | None = None  # returns an error message or None
     check_desc: str | None = None
+    # The same check as CEL for the CRD: (rule, message after the field path) pairs.
+    check_cel: tuple[tuple[str, str], ...] = ()
+    enum_desc: str | None = None  # for long enums: "a Faker locale"; messages then suggest one
     type_name: ClassVar[str] = "string"
 
     def parse(self, raw, path, errs, line):
@@ -337,8 +353,13 @@ class Str(Kind):
             errs.add(path, _string_type_error(raw), line)
             return _INVALID
         if self.enum is not None and raw not in self.enum:
-            choices = " or ".join(repr(e) for e in self.enum)
-            errs.add(path, f"must be {choices}, got {_short(raw)}", line)
+            if self.enum_desc:
+                close = difflib.get_close_matches(raw, self.enum, n=3, cutoff=0.5)
+                hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+                errs.add(path, f"must be {self.enum_desc}, got {_short(raw)}{hint}", line)
+            else:
+                choices = " or ".join(repr(e) for e in self.enum)
+                errs.add(path, f"must be {choices}, got {_short(raw)}", line)
             return _INVALID
         if self.min_length and not raw:
             errs.add(path, "must not be empty", line)
@@ -376,7 +397,9 @@ class Str(Kind):
 
     def constraints(self):
         out = []
-        if self.enum is not None:
+        if self.enum is not None and self.enum_desc:
+            out.append(self.enum_desc)
+        elif self.enum is not None:
             out.append("one of " + ", ".join(f"`{e}`" for e in self.enum))
         if self.pattern_desc:
             out.append(self.pattern_desc)
@@ -388,12 +411,20 @@ class Str(Kind):
             out.append(self.check_desc)
         return out
 
+    def rules(self, path):
+        return [cel(rule, f"{path} {message}") for rule, message in self.check_cel]
+
+
+# Go's time.Duration (an int64 of nanoseconds), which Kubernetes' CEL duration() also uses.
+GO_MAX_DURATION: Final = "2562047h"
+
 
 @dataclass(frozen=True)
 class Duration(Kind):
     """A Go-style duration string; kept as written (``"1m30s"``), parsed to check it."""
 
     minimum: str = "0"
+    maximum: str = GO_MAX_DURATION
     type_name: ClassVar[str] = "duration"
 
     def parse(self, raw, path, errs, line):
@@ -409,6 +440,9 @@ class Duration(Kind):
         if seconds < parse_duration(self.minimum):
             errs.add(path, f"must be at least {self.minimum}, got {_short(raw)}", line)
             return _INVALID
+        if seconds > parse_duration(self.maximum):
+            errs.add(path, f"must be at most {self.maximum}, got {_short(raw)}", line)
+            return _INVALID
         return raw
 
     def schema(self):
@@ -418,6 +452,25 @@ class Duration(Kind):
         out = ["Go duration: `250ms`, `5s`, `1m30s`, `2h`"]
         if parse_duration(self.minimum) > 0:
             out.append(f">= {self.minimum}")
+        out.append(f"<= {self.maximum}")
+        return out
+
+    def rules(self, path):
+        # A duration beyond Go's range makes CEL's duration() fail; the size check keeps
+        # the message ours (no valid duration of <= maximum needs more characters).
+        out = []
+        if parse_duration(self.minimum) > 0:
+            out.append(
+                cel(
+                    f"duration(self) >= duration('{self.minimum}')", f"{path} must be at least {self.minimum}"
+                )
+            )
+        out.append(
+            cel(
+                f"self.size() <= 40 && duration(self) <= duration('{self.maximum}')",
+                f"{path} must be at most {self.maximum}",
+            )
+        )
         return out
 
 
@@ -471,6 +524,20 @@ class Quantity(Kind):
             out.append("> 0")
         return out
 
+    def rules(self, path):
+        out = []
+        if self.memory:
+            out.append(
+                cel(
+                    "type(self) != string || !self.endsWith('m')",
+                    f"{path} must not use the 'm' (milli) suffix: write Mi (mebibytes) or M (megabytes)",
+                )
+            )
+        if self.positive:
+            rule = "quantity(string(self)).isGreaterThan(quantity('0'))"
+            out.append(cel(rule, f"{path} must be greater than zero"))
+        return out
+
 
 @dataclass(frozen=True)
 class SparkMemory(Kind):
@@ -504,6 +571,17 @@ class SparkMemory(Kind):
     def constraints(self):
         return [f"Spark size with unit k/m/g/t (`512m`, `2g`), >= {self.minimum}"]
 
+    def rules(self, path):
+        # In KiB: '<digits><k|m|g|t>[b]'. Longer strings are not converted (int() of the
+        # product could overflow); 9+ characters are >= 10000000k (9.5 GiB) anyway.
+        minimum_k = parse_spark_memory(self.minimum) // 1024
+        factor = (
+            "(self.matches('^[0-9]+[kK]') ? 1 : self.matches('^[0-9]+[mM]') ? 1024 : "
+            "self.matches('^[0-9]+[gG]') ? 1048576 : 1073741824)"
+        )
+        rule = f"self.size() > 9 || int(self.findAll('[0-9]+')[0]) * {factor} >= {minimum_k}"
+        return [cel(rule, f"{path} must be at least {self.minimum} (Spark refuses to start with less)")]
+
 
 @dataclass(frozen=True)
 class ListOf(Kind):
@@ -512,10 +590,14 @@ class ListOf(Kind):
     max_items: int | None = None
     check: Callable[[tuple], str | None] | None = None
     check_desc: str | None = None
+    check_cel: tuple[tuple[str, str], ...] = ()  # the check as CEL: (rule, message after the path)
 
     @property
     def type_name(self) -> str:  # type: ignore[override]
         return f"list of {self.item.type_name}"
+
+    def rules(self, path):
+        return [cel(rule, f"{path} {message}") for rule, message in self.check_cel]
 
     def parse(self, raw, path, errs, line):
         if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence):
@@ -606,6 +688,12 @@ class MapOf(Kind):
         out = [f"keys: {self.key_desc}"] if self.key_desc else []
         return out + [f"values: {c}" for c in self.value.constraints()]
 
+    def rules(self, path):
+        if self.key_pattern is None:
+            return []
+        rule = f"self.all(k, k.matches('{self.key_pattern}'))"
+        return [cel(rule, f"{path} keys must be {self.key_desc or 'match ' + self.key_pattern}")]
+
 
 @dataclass(frozen=True)
 class FieldInfo:
@@ -676,7 +764,8 @@ class Obj(Kind):
     ``ignored`` names keys that are accepted and dropped (server-populated metadata).
     ``omit_none`` leaves unset fields out even of the job config (for k8s-shaped maps).
     A dataclass may define ``_problems(self) -> Iterable[(relative path, message)]`` for
-    checks that involve several of its fields.
+    checks that involve several of its fields, and must then state the same checks as CEL
+    in ``CEL: ClassVar[tuple[(rule, relative path, message), ...]]`` for the CRD.
     """
 
     cls: type
@@ -743,6 +832,23 @@ class Obj(Kind):
         if required:
             out["required"] = required
         return out
+
+    def rules(self, path):
+        out = []
+        for rule, rel, message in getattr(self.cls, "CEL", ()):
+            field = ".".join(p for p in (path, rel) if p)
+            out.append(cel(rule, f"{field} {message}", f".{rel}" if rel else None))
+        return out
+
+
+def attach_rules(kind: Kind, node: dict[str, Any], path: str) -> None:
+    """Add every field's CEL :meth:`Kind.rules` to its node of ``kind.schema()`` (in place)."""
+    rules = kind.rules(path)
+    if rules:
+        node.setdefault("x-kubernetes-validations", []).extend(rules)
+    if isinstance(kind, Obj):
+        for f in spec_fields(kind.cls):
+            attach_rules(f.kind, node["properties"][f.yaml], _join(path, f.yaml))
 
 
 def _schema_default(f: _Field) -> Any:

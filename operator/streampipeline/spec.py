@@ -33,8 +33,6 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-import yaml
-
 from spjobs.durations import parse_duration
 
 from .fields import (
@@ -59,6 +57,8 @@ from .fields import (
     spec_field,
     spec_fields,
 )
+from .kubeyaml import MAX_BYTES, decode_manifest, load_document
+from .locales import FAKER_LOCALES, FAKER_VERSION
 
 __all__ = [
     "API_VERSION",
@@ -144,6 +144,8 @@ KIND: Final = "StreamPipeline"
 PLURAL: Final = "streampipelines"
 DEFAULT_NAMESPACE: Final = "default"
 MAX_NAME_LENGTH: Final = 40
+# The API server's limit on metadata.annotations (keys and values, in bytes, together).
+MAX_ANNOTATIONS_BYTES: Final = 256 * 1024
 
 # --- errors ---------------------------------------------------------------------------
 
@@ -179,10 +181,13 @@ DNS1123_SUBDOMAIN: Final = rf"^{_DNS1123_SUB}$"
 TOPIC_NAME: Final = r"^[a-zA-Z0-9._-]{1,249}$"
 _HOST = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)"
 BOOTSTRAP_SERVERS: Final = rf"^{_HOST}:[0-9]{{1,5}}(,{_HOST}:[0-9]{{1,5}})*$"
-LOCALE: Final = r"^[a-z]{2}(_[A-Z]{2})?$"
 ABSOLUTE_PATH: Final = r"^/[^\x00]+$"
 KAFKA_CONFIG_KEY: Final = r"^[a-z0-9]+([._-][a-z0-9]+)*$"
-_LABEL_KEY = rf"^({_DNS1123_SUB}/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+# A qualified name as the API server checks label and annotation keys: an optional DNS
+# subdomain prefix (<= 253) and '/', then a name of <= 63 characters (Python regex only).
+_LABEL_KEY = (
+    rf"^((?=[^/]{{1,253}}/){_DNS1123_SUB}/)?(?=[^/]{{1,63}}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 _LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 _DNS_LABEL_DESC = (
@@ -243,7 +248,14 @@ _TOPIC_NAME_KIND: Final = Str(
     max_length=249,
     check=_check_topic_name,
     check_desc="not `.` or `..`",
+    check_cel=(("self != '.' && self != '..'", "must not be '.' or '..'"),),
 )
+
+
+def kafka_topic_collision_key(name: str) -> str:
+    """Kafka refuses a topic whose name equals an existing one's with '.' and '_' swapped
+    (metric names would collide)."""
+    return name.replace(".", "_")
 
 
 @dataclass(frozen=True)
@@ -336,6 +348,13 @@ class KafkaSpec:
             "a comma-separated list of host:port",
             check=_check_ports,
             check_desc="ports 1..65535",
+            check_cel=(
+                (
+                    "self.split(',').all(s, int(s.substring(s.lastIndexOf(':') + 1)) >= 1 && "
+                    "int(s.substring(s.lastIndexOf(':') + 1)) <= 65535)",
+                    "ports must be 1..65535",
+                ),
+            ),
         ),
         "Kafka bootstrap servers the generator and the Spark job connect to.",
         computed_default="`<cluster>-kafka-bootstrap:9092` (Strimzi's plain listener)",
@@ -368,6 +387,17 @@ class ResourcesSpec:
         default_factory=ResourceList,
     )
 
+    CEL: ClassVar = tuple(
+        (
+            f"!has(self.requests) || !has(self.limits) || !has(self.requests.{r}) || "
+            f"!has(self.limits.{r}) || "
+            f"quantity(string(self.limits.{r})).compareTo(quantity(string(self.requests.{r}))) >= 0",
+            f"limits.{r}",
+            f"must be >= requests.{r}",
+        )
+        for r in ("cpu", "memory")
+    )
+
     def _problems(self) -> Iterator[tuple[str, str]]:
         for resource in ("cpu", "memory"):
             request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
@@ -398,7 +428,10 @@ class GeneratorSpec:
         Int(1, 10_000_000), "Number of simulated customers (distinct customer ids).", default=1000
     )
     locale: str = spec_field(
-        Str(LOCALE, "a locale such as 'pt_BR' or 'en' (xx or xx_YY)"),
+        Str(
+            enum=FAKER_LOCALES,
+            enum_desc=f"a locale such as 'pt_BR' or 'en_US' that Faker {FAKER_VERSION} has",
+        ),
         "Faker locale for names, cities and states.",
         default="pt_BR",
     )
@@ -466,7 +499,7 @@ class ProcessingSpec:
         default="1h",
     )
     max_offsets_per_trigger: int = spec_field(
-        Int(minimum=1),
+        Int(1, 2**31 - 1),
         "Upper bound on transaction records read per micro-batch. A batch is collected on the "
         "Spark driver after validation, so this also bounds the driver's memory per batch.",
         default=100_000,
@@ -478,6 +511,12 @@ class ProcessingSpec:
             max_items=10,
             check=_check_ascending,
             check_desc="strictly ascending",
+            check_cel=(
+                (
+                    "[1, 2, 3, 4, 5, 6, 7, 8, 9].all(i, i >= size(self) || self[i - 1] < self[i])",
+                    "must be strictly ascending",
+                ),
+            ),
         ),
         "Age cut-offs in years; n cut-offs make n+1 bands (the default gives <30, 30-59, 60+).",
         default=(30, 60),
@@ -510,7 +549,16 @@ class SinkSpec:
     """Where the Parquet output goes."""
 
     path: str = spec_field(
-        Str(ABSOLUTE_PATH, "an absolute path", check=_check_sink_path, check_desc="not `/`, no `..`"),
+        Str(
+            ABSOLUTE_PATH,
+            "an absolute path",
+            check=_check_sink_path,
+            check_desc="not `/`, no `..`",
+            check_cel=(
+                ("self.matches('[^/]')", "must not be the root directory"),
+                ("!self.matches('(^|/)[.][.](/|$)')", "must not contain '..' segments"),
+            ),
+        ),
         "Directory (the volume's mount point) for the Parquet datasets and checkpoints.",
         default="/data/streampipeline",
     )
@@ -583,6 +631,17 @@ class _Metadata:
         default=FrozenMap(),
     )
 
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in self.annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            yield (
+                "annotations",
+                (
+                    f"must total at most {MAX_ANNOTATIONS_BYTES} bytes (keys and values), "
+                    f"got {size}: the API server refuses more"
+                ),
+            )
+
 
 @dataclass(frozen=True)
 class _Manifest:
@@ -593,7 +652,7 @@ class _Manifest:
 
 
 _MANIFEST_KIND: Final = Obj(_Manifest, ignored=frozenset({"status"}))
-_SPEC_KIND: Final = Obj(PipelineSpec)
+SPEC_KIND: Final = Obj(PipelineSpec)
 
 
 @dataclass(frozen=True)
@@ -661,14 +720,14 @@ class StreamPipeline:
             "apiVersion": API_VERSION,
             "kind": KIND,
             "metadata": metadata,
-            "spec": _SPEC_KIND.plain(self.spec, keep_none=False),
+            "spec": SPEC_KIND.plain(self.spec, keep_none=False),
         }
 
     def to_job_config(self) -> dict[str, Any]:
         """The JSON-serialisable config the generator and the Spark job read: camelCase,
         every field present (unset optional fields as ``None``), computed defaults resolved,
         durations as written ("5s"); ``suspend`` is left out (it is not the jobs' business)."""
-        spec = _SPEC_KIND.plain(self.spec, keep_none=True)
+        spec = SPEC_KIND.plain(self.spec, keep_none=True)
         del spec["suspend"]
         kafka = spec["kafka"]
         kafka["bootstrapServers"] = self.bootstrap_servers
@@ -683,10 +742,17 @@ def _finish(
     pipeline = None
     if not any(part is _INVALID for part in (name, namespace, spec, labels, annotations)):
         pipeline = StreamPipeline(name, namespace, spec, labels, annotations)
-        if pipeline.customers_topic == pipeline.transactions_topic:
+        customers, transactions = pipeline.customers_topic, pipeline.transactions_topic
+        if customers == transactions:
             errs.add(
                 "spec.kafka.topics.transactions.name",
-                f"must differ from the customers topic, both are {pipeline.customers_topic!r}",
+                f"must differ from the customers topic, both are {customers!r}",
+            )
+        elif kafka_topic_collision_key(customers) == kafka_topic_collision_key(transactions):
+            errs.add(
+                "spec.kafka.topics.transactions.name",
+                f"collides with the customers topic {customers!r}: Kafka treats '.' and '_' "
+                f"as the same in topic names and refuses the second one, got {transactions!r}",
             )
     if errs.items or pipeline is None:
         raise SpecError(errs.items, source)
@@ -707,7 +773,7 @@ def parse_spec(
         errs.add("spec", "required field is missing")
         parsed_spec = _INVALID
     else:
-        parsed_spec = _SPEC_KIND.parse(spec, "spec", errs, None)
+        parsed_spec = SPEC_KIND.parse(spec, "spec", errs, None)
     return _finish(parsed_name, parsed_namespace, parsed_spec, FrozenMap(), FrozenMap(), errs, None)
 
 
@@ -716,11 +782,12 @@ def load_manifest(
 ) -> StreamPipeline:
     """Load a StreamPipeline manifest from a file path, YAML text or an already-parsed dict.
 
-    A ``str`` is YAML text if it spans several lines or looks like a mapping, else a path.
+    A ``str`` is YAML text if it spans several lines or looks like a mapping, else a path;
+    YAML is read as kubectl reads it (:mod:`streampipeline.kubeyaml`).
     ``default_namespace`` applies when ``metadata.namespace`` is absent.  Raises
-    :class:`SpecError` (with line numbers when the input was YAML) for malformed YAML,
-    several documents, an empty document and every invalid field; ``OSError`` if a file
-    cannot be read.
+    :class:`SpecError` (with line numbers when the input was YAML) for bytes that are not
+    UTF-8/UTF-16 text, malformed YAML, several documents, an empty document and every
+    invalid field; ``OSError`` if a file cannot be read (a directory, no permission...).
     """
     errs = _Errors()
     label: str | None = None
@@ -729,10 +796,11 @@ def load_manifest(
     elif isinstance(source, (str, Path)):
         if isinstance(source, Path) or not _looks_like_yaml(source):
             label = str(source)
-            text = Path(source).read_text(encoding="utf-8")
+            with Path(source).open("rb") as file:
+                text = decode_manifest(file.read(MAX_BYTES + 1), errs)
         else:
             text = source
-        raw = _load_yaml(text, errs)
+        raw = _INVALID if text is _INVALID else load_document(text, errs, KIND)
         if raw is _INVALID:
             raise SpecError(errs.items, label)
     else:
@@ -752,102 +820,6 @@ def _looks_like_yaml(text: str) -> bool:
     return stripped[:1] in ("{", "[", "-", "#")
 
 
-# --- YAML loading with line numbers and duplicate-key detection -------------------------
-
-
-class _LineDict(dict):
-    """A mapping from YAML that remembers the line of each key."""
-
-    lines: dict[Any, int]
-
-
-class _LineList(list):
-    """A sequence from YAML that remembers the line of each item."""
-
-    lines: list[int]
-
-
-class _Loader(yaml.SafeLoader):
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[FieldError] = []
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[_LineDict]:
-    data = _LineDict()
-    data.lines = {}
-    yield data
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:  # explicit keys only: merged (<<) keys may be overridden
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            loader.duplicates.append(
-                FieldError("<yaml>", f"duplicate key {key!r} (first defined on line {seen[key]})", line)
-            )
-        elif isinstance(key, (str, int, float, bool)):
-            seen[key] = line
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                "found an unhashable key",
-                key_node.start_mark,
-            ) from None
-        data[key] = loader.construct_object(value_node, deep=True)
-        data.lines[key] = key_node.start_mark.line + 1
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_LineList]:
-    data = _LineList()
-    data.lines = []
-    yield data
-    for child in node.value:
-        data.append(loader.construct_object(child, deep=True))
-        data.lines.append(child.start_mark.line + 1)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-
-
-def _load_yaml(text: str, errs: _Errors) -> Any:
-    """The single document in *text* (errors reported to *errs*; ``_INVALID`` if unusable)."""
-    loader = _Loader(text)
-    try:
-        documents = []
-        while loader.check_data():
-            documents.append(loader.get_data())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        errs.add("<yaml>", f"malformed YAML{where}: {problem}", line)
-        return _INVALID
-    except yaml.YAMLError as exc:
-        errs.add("<yaml>", f"malformed YAML: {exc}")
-        return _INVALID
-    finally:
-        loader.dispose()
-    errs.items.extend(loader.duplicates)
-    documents = [d for d in documents if d is not None]
-    if not documents:
-        errs.add("<yaml>", f"the document is empty; expected one {KIND} manifest")
-        return _INVALID
-    if len(documents) > 1:
-        errs.add("<yaml>", f"expected exactly one YAML document (one {KIND}), found {len(documents)}")
-        return _INVALID
-    return documents[0]
-
-
 # --- generated artefacts ----------------------------------------------------------------
 
 
@@ -857,7 +829,7 @@ def openapi_schema() -> dict[str, Any]:
     Checks that a schema cannot express (ascending ``ageBands``, minimum trigger and Spark
     memory, limits >= requests, distinct topic names...) are enforced by :func:`parse_spec`.
     """
-    schema = _SPEC_KIND.schema()
+    schema = SPEC_KIND.schema()
     return {"description": _first_paragraph(PipelineSpec.__doc__), **copy.deepcopy(schema)}
 
 
