@@ -37,6 +37,9 @@ def decode_manifest(data: bytes, errs: _Errors) -> str | object:
     if len(data) > MAX_BYTES:
         errs.add(_YAML, f"the file has {len(data)} bytes; the API server accepts at most {MAX_BYTES}")
         return _INVALID
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        errs.add(_YAML, "not UTF-8 text: the file is UTF-32 (re-save it as UTF-8)", 1)
+        return _INVALID
     for bom, codec in (
         (codecs.BOM_UTF8, "utf-8"),
         (codecs.BOM_UTF16_LE, "utf-16-le"),
