@@ -52,40 +52,10 @@ def _add(node: dict[str, Any], *rules: dict[str, Any]) -> None:
 
 def spec_schema() -> dict[str, Any]:
     """``openapi_schema()`` plus CEL rules: every check the model makes beyond the OpenAPI
-    schema, generated from the same declarations (:func:`~streampipeline.fields.attach_rules`),
-    and the transition rules only the API server can check (it alone sees the old object)."""
+    schema and the transition rules (immutable and grow-only fields), all generated from the
+    same declarations (:func:`~streampipeline.fields.attach_rules`)."""
     spec = copy.deepcopy(openapi_schema())
     attach_rules(SPEC_KIND, spec, "spec")
-    props = spec["properties"]
-
-    kafka = props["kafka"]
-    _add(
-        kafka["properties"]["cluster"],
-        _rule(
-            "self == oldSelf",
-            "spec.kafka.cluster is immutable: the topics live in that Kafka cluster "
-            "(create a new StreamPipeline instead)",
-        ),
-    )
-    topics = kafka["properties"]["topics"]
-    for role in TOPIC_ROLES:
-        topic = topics["properties"][role]
-        base = f"spec.kafka.topics.{role}"
-        _add(
-            topic,
-            _rule(
-                "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)",
-                f"{base}.name is immutable: a Kafka topic cannot be renamed",
-                field_path=".name",
-            ),
-        )
-        _add(
-            topic["properties"]["partitions"],
-            _rule(
-                "self >= oldSelf",
-                f"{base}.partitions may only grow: Kafka cannot remove partitions from a topic",
-            ),
-        )
     return spec
 
 

@@ -703,6 +703,9 @@ class FieldInfo:
     doc: str
     required: bool = False
     computed_default: str | None = None  # docs text of a default computed from other fields
+    # How the field may change on an update: "immutable" or "grow" (never decrease), and why.
+    transition: str | None = None
+    transition_reason: str = ""
 
 
 _META = "streampipeline.spec"
@@ -716,10 +719,14 @@ def spec_field(
     default_factory: Callable[[], Any] | None = None,
     required: bool = False,
     computed_default: str | None = None,
+    transition: str | None = None,
+    transition_reason: str = "",
 ) -> Any:
     """A dataclass field described by a :class:`FieldInfo`.  Optional fields without a
     default are ``None`` when absent."""
-    metadata = {_META: FieldInfo(kind, doc, required, computed_default)}
+    assert transition in (None, "immutable", "grow"), transition
+    info = FieldInfo(kind, doc, required, computed_default, transition, transition_reason)
+    metadata = {_META: info}
     if required:
         return dataclasses.field(metadata=metadata)
     if default_factory is not None:
@@ -838,7 +845,40 @@ class Obj(Kind):
         for rule, rel, message in getattr(self.cls, "CEL", ()):
             field = ".".join(p for p in (path, rel) if p)
             out.append(cel(rule, f"{field} {message}", f".{rel}" if rel else None))
+        for f in spec_fields(self.cls):
+            # Transition rules of optional fields sit here, on the parent, so that setting
+            # or unsetting the field counts as a change (a rule on the field itself runs
+            # only when both the old and the new object have it).
+            if f.info.transition == "immutable" and not f.info.required:
+                rule = f"has(self.{f.yaml}) == has(oldSelf.{f.yaml}) && "
+                rule += f"(!has(self.{f.yaml}) || self.{f.yaml} == oldSelf.{f.yaml})"
+                out.append(cel(rule, _transition_message(f, _join(path, f.yaml)), f".{f.yaml}"))
         return out
+
+    def transition_errors(self, old: Any, new: Any, path: str) -> Iterator[FieldError]:
+        """What the CRD's transition rules refuse in an update from ``old`` to ``new``."""
+        for f in spec_fields(self.cls):
+            before, after, child = getattr(old, f.attr), getattr(new, f.attr), _join(path, f.yaml)
+            if (f.info.transition == "immutable" and before != after) or (
+                f.info.transition == "grow" and after < before
+            ):
+                yield FieldError(child, _transition_message(f, child).removeprefix(child + " "))
+            elif isinstance(f.kind, Obj) and before is not None and after is not None:
+                yield from f.kind.transition_errors(before, after, child)
+
+
+def _transition_message(f: _Field, path: str) -> str:
+    what = "is immutable" if f.info.transition == "immutable" else "may only grow"
+    return f"{path} {what}: {f.info.transition_reason}" if f.info.transition_reason else f"{path} {what}"
+
+
+def _transition_rules(f: _Field, path: str) -> list[dict[str, str]]:
+    """Transition rules that sit on the field's own schema node."""
+    if f.info.transition == "immutable" and f.info.required:
+        return [cel("self == oldSelf", _transition_message(f, path))]
+    if f.info.transition == "grow":
+        return [cel("self >= oldSelf", _transition_message(f, path))]
+    return []
 
 
 def attach_rules(kind: Kind, node: dict[str, Any], path: str) -> None:
@@ -848,7 +888,11 @@ def attach_rules(kind: Kind, node: dict[str, Any], path: str) -> None:
         node.setdefault("x-kubernetes-validations", []).extend(rules)
     if isinstance(kind, Obj):
         for f in spec_fields(kind.cls):
-            attach_rules(f.kind, node["properties"][f.yaml], _join(path, f.yaml))
+            child_path, child = _join(path, f.yaml), node["properties"][f.yaml]
+            attach_rules(f.kind, child, child_path)
+            transitions = _transition_rules(f, child_path)
+            if transitions:
+                child.setdefault("x-kubernetes-validations", []).extend(transitions)
 
 
 def _schema_default(f: _Field) -> Any:

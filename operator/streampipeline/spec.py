@@ -252,6 +252,9 @@ _TOPIC_NAME_KIND: Final = Str(
 )
 
 
+_RENAME: Final = "a Kafka topic cannot be renamed"
+
+
 def kafka_topic_collision_key(name: str) -> str:
     """Kafka refuses a topic whose name equals an existing one's with '.' and '_' swapped
     (metric names would collide)."""
@@ -264,8 +267,16 @@ class TopicSpec:
 
     ROLE: ClassVar[str] = ""
 
-    name: str | None = spec_field(_TOPIC_NAME_KIND, "Kafka topic name.")
-    partitions: int = spec_field(Int(1, 1000), "Number of partitions.", default=3)
+    name: str | None = spec_field(
+        _TOPIC_NAME_KIND, "Kafka topic name.", transition="immutable", transition_reason=_RENAME
+    )
+    partitions: int = spec_field(
+        Int(1, 1000),
+        "Number of partitions.",
+        default=3,
+        transition="grow",
+        transition_reason="Kafka cannot remove partitions from a topic",
+    )
     replicas: int = spec_field(
         Int(1, 10),
         "Replication factor. 1 suits a single-broker development cluster; use 3 in production. "
@@ -294,6 +305,8 @@ class CustomersTopicSpec(TopicSpec):
         _TOPIC_NAME_KIND,
         "Kafka topic name.",
         computed_default="`<metadata.name>-customers`",
+        transition="immutable",
+        transition_reason=_RENAME,
     )
     config: FrozenMap = spec_field(
         _kafka_config_kind(),
@@ -313,6 +326,8 @@ class TransactionsTopicSpec(TopicSpec):
         _TOPIC_NAME_KIND,
         "Kafka topic name.",
         computed_default="`<metadata.name>-transactions`",
+        transition="immutable",
+        transition_reason=_RENAME,
     )
     config: FrozenMap = spec_field(
         _kafka_config_kind(),
@@ -341,6 +356,8 @@ class KafkaSpec:
         _dns_label(47, " ('<cluster>-kafka-bootstrap' must fit in 63)"),
         "Name of the Strimzi `Kafka` cluster (in the pipeline's namespace) that hosts the topics.",
         required=True,
+        transition="immutable",
+        transition_reason="the topics live in that Kafka cluster (create a new StreamPipeline instead)",
     )
     bootstrap_servers: str | None = spec_field(
         Str(
@@ -757,6 +774,14 @@ def _finish(
     if errs.items or pipeline is None:
         raise SpecError(errs.items, source)
     return pipeline
+
+
+def check_update(old: StreamPipeline, new: StreamPipeline) -> None:
+    """Raise :class:`SpecError` if the update ``old`` -> ``new`` breaks a transition rule
+    (immutable and grow-only fields): what the CRD's CEL transition rules refuse."""
+    errors = list(SPEC_KIND.transition_errors(old.spec, new.spec, "spec"))
+    if errors:
+        raise SpecError(errors)
 
 
 def parse_spec(
