@@ -56,16 +56,49 @@ def spec_schema() -> dict[str, Any]:
     same declarations (:func:`~streampipeline.fields.attach_rules`)."""
     spec = copy.deepcopy(openapi_schema())
     attach_rules(SPEC_KIND, spec, "spec")
+    _topic_rules(spec["properties"]["kafka"]["properties"]["topics"])
     return spec
 
 
-def _topic_name(role: str) -> str:
-    """CEL: the topic's resolved name (``name``, else ``<metadata.name>-<role>``), at the root."""
-    return f"self.spec.kafka.?topics.?{role}.?name.orValue(self.metadata.name + '-{role}')"
+def _is_default_name(name: str, role: str) -> str:
+    """CEL at the root: ``name == metadata.name + '-<role>'``, without building the string
+    (the CEL cost estimate of an unbounded metadata.name would exceed the budget)."""
+    suffix = f"-{role}"
+    return (
+        f"({name}.endsWith('{suffix}') && size({name}) == size(self.metadata.name) + {len(suffix)} "
+        f"&& {name}.startsWith(self.metadata.name))"
+    )
+
+
+def _topic_names_differ() -> str:
+    c, t = "self.spec.kafka.topics.customers", "self.spec.kafka.topics.transactions"
+    return (
+        f"!has(self.spec.kafka.topics) || !has({c}) || !has({t}) || "
+        f"(has({c}.name) && has({t}.name) ? {c}.name != {t}.name : "
+        f"has({c}.name) ? !{_is_default_name(c + '.name', 'transactions')} : "
+        f"has({t}.name) ? !{_is_default_name(t + '.name', 'customers')} : true)"
+    )
+
+
+def _topic_rules(topics: dict[str, Any]) -> None:
+    """Kafka's '.'/'_' collision of two set names (on ``spec.kafka.topics``: bounded strings, a
+    small CEL cost). A default name ``<metadata.name>-<role>`` has neither character, so it
+    collides only with an equal name: the root rule covers that."""
+    both = "has(self.customers) && has(self.transactions)"
+    both += " && has(self.customers.name) && has(self.transactions.name)"
+    _add(
+        topics,
+        _rule(
+            f"!({both}) || self.customers.name == self.transactions.name || "
+            "self.customers.name.replace('.', '_') != self.transactions.name.replace('.', '_')",
+            "spec.kafka.topics.transactions.name collides with spec.kafka.topics.customers.name: Kafka "
+            "treats '.' and '_' as the same in topic names",
+            field_path=".transactions.name",
+        ),
+    )
 
 
 def _root_rules() -> list[dict[str, Any]]:
-    customers, transactions = _topic_name("customers"), _topic_name("transactions")
     return [
         _rule(
             f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
@@ -77,16 +110,9 @@ def _root_rules() -> list[dict[str, Any]]:
             "metadata.name must be a DNS-1123 label (lower-case letters, digits and '-', no dots)",
         ),
         _rule(
-            f"{customers} != {transactions}",
+            _topic_names_differ(),
             "spec.kafka.topics.transactions.name must differ from the customers topic "
             "(spec.kafka.topics.customers.name, default <metadata.name>-customers)",
-            field_path=".spec.kafka.topics.transactions.name",
-        ),
-        _rule(
-            f"{customers} == {transactions} || "
-            f"{customers}.replace('.', '_') != {transactions}.replace('.', '_')",
-            "spec.kafka.topics.transactions.name collides with the customers topic: Kafka treats "
-            "'.' and '_' as the same in topic names",
             field_path=".spec.kafka.topics.transactions.name",
         ),
     ]

@@ -365,10 +365,10 @@ class KafkaSpec:
             "a comma-separated list of host:port",
             check=_check_ports,
             check_desc="ports 1..65535",
+            max_length=2048,
             check_cel=(
-                (
-                    "self.split(',').all(s, int(s.substring(s.lastIndexOf(':') + 1)) >= 1 && "
-                    "int(s.substring(s.lastIndexOf(':') + 1)) <= 65535)",
+                (  # a port of 0 or above 65535 (at most 5 digits: the pattern), then ',' or the end
+                    "!self.matches(':(0+|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}|6[6-9][0-9]{3}|[7-9][0-9]{4})(,|$)')",
                     "ports must be 1..65535",
                 ),
             ),

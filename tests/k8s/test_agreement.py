@@ -270,7 +270,8 @@ def model_verdict(doc: dict) -> list[str] | None:
 
 
 def _names(field: str, text: str) -> bool:
-    return field in text
+    """The server names ``field``, or the map holding it (``metadata.labels`` for a label)."""
+    return field in text or (field.count(".") > 1 and field.rsplit(".", 1)[0] + ":" in text)
 
 
 def disagreement(api, case: Case) -> str | None:
