@@ -325,7 +325,7 @@ class Bool(Kind):
 def _string_type_error(raw: Any, what: str = "a string") -> str:
     message = f"must be {what}, got {_describe(raw)}"
     if isinstance(raw, bool):
-        message += " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote the value)"
+        message += " (YAML reads unquoted yes/no/on/off/y/n/true/false as booleans; quote the value)"
     elif _is_number(raw):
         message += f' (quote it: "{raw}")'
     return message
