@@ -117,10 +117,12 @@ def resolve_plain(text: str) -> Any:
 
 
 def to_plain(value: Any) -> Any:
-    """A decoded YAML value as JSON carries it to the API server: map keys become strings
-    (as sigs.k8s.io/yaml writes them) and whole floats integers (Go writes 1e6 as 1000000)."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e21:
+    """A decoded YAML scalar as JSON carries it to the API server: whole floats are integers
+    (Go writes 1e6 as 1000000) and integers beyond int64 are floats (as the server decodes them)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return float(value)  # beyond int64: the API server decodes a float
     return value
 
 
