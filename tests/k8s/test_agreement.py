@@ -36,7 +36,10 @@ from streampipeline.spec import (
 )
 from streampipeline.spec import PipelineSpec as _PipelineSpec
 
-pytestmark = pytest.mark.k8s
+pytestmark = [
+    pytest.mark.k8s,
+    pytest.mark.filterwarnings("ignore:HTTPResponse.getheaders:DeprecationWarning"),  # kubernetes client
+]
 
 NAMESPACE = "agreement"  # not watched by the operator
 BASE: dict = yaml.safe_load(EXAMPLE.read_text())
