@@ -10,6 +10,7 @@ Each case is one server-side dry run (no object is stored), over one HTTP connec
 
 from __future__ import annotations
 
+import codecs
 import copy
 import json
 import math
@@ -518,3 +519,17 @@ def test_duplicate_keys_and_documents(cp, tmp_path):
     assert len(_json_stream(proc.stdout)) == 2  # kubectl applies both
     with pytest.raises(SpecError, match="expected exactly one YAML document"):
         load_manifest(two)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
+def test_byte_order_marks_as_kubectl_reads_them(cp, tmp_path, encoding):
+    """kubectl honours a UTF-8 or UTF-16 byte-order mark; so does the loader, to the same object."""
+    path = tmp_path / "bom.yaml"
+    text = EXAMPLE.read_text().replace("namespace: streampipeline", f"namespace: {NAMESPACE}")
+    data = text.encode(encoding)
+    path.write_bytes(codecs.BOM_UTF16_BE + data if encoding == "utf-16-be" else data)
+    proc = cp.kubectl("create", "--dry-run=client", "--validate=false", "-o", "json", "-f", str(path))
+    theirs = json.loads(proc.stdout)
+    ours = load_manifest(path).to_manifest()
+    assert theirs["metadata"]["name"] == ours["metadata"]["name"]
+    assert load_manifest(theirs) == load_manifest(path)
