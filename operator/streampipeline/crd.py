@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from .spec import GROUP, KIND, MAX_NAME_LENGTH, PLURAL, VERSION, openapi_schema
+from .fields import attach_rules
+from .spec import GROUP, KIND, MAX_NAME_LENGTH, PLURAL, SPEC_KIND, VERSION, openapi_schema
 
 __all__ = [
     "CONDITION_TYPES",
@@ -49,135 +50,72 @@ def _add(node: dict[str, Any], *rules: dict[str, Any]) -> None:
     node.setdefault("x-kubernetes-validations", []).extend(rules)
 
 
-def _quantity_le(resource: str) -> str:
-    """CEL: requests.<resource> and limits.<resource> both set implies request <= limit."""
-    req, lim = f"self.requests.{resource}", f"self.limits.{resource}"
-    return (
-        f"!has(self.requests) || !has(self.limits) || !has({req}) || !has({lim}) || "
-        f"quantity(string({lim})).compareTo(quantity(string({req}))) >= 0"
-    )
-
-
-def _spark_memory_at_least_512m(path: str) -> dict[str, Any]:
-    # '<digits><k|m|g|t>[b]': reject 0 of any unit, < 512 m and < 524288 k. Long numbers are
-    # not converted (int() would overflow); anything with 7+ digits is large enough anyway.
-    digits = "int(self.findAll('[0-9]+')[0])"
-    rule = (
-        "self.size() > 12 || !("
-        "self.matches('^0+[a-zA-Z]+$') || "
-        f"(self.matches('^[0-9]+[mM][bB]?$') && {digits} < 512) || "
-        f"(self.matches('^[0-9]+[kK][bB]?$') && {digits} < 524288))"
-    )
-    return _rule(rule, f"{path} must be at least 512m (Spark refuses to start with less)")
-
-
 def spec_schema() -> dict[str, Any]:
-    """``openapi_schema()`` plus CEL rules."""
+    """``openapi_schema()`` plus CEL rules: every check the model makes beyond the OpenAPI
+    schema and the transition rules (immutable and grow-only fields), all generated from the
+    same declarations (:func:`~streampipeline.fields.attach_rules`)."""
     spec = copy.deepcopy(openapi_schema())
-    props = spec["properties"]
+    attach_rules(SPEC_KIND, spec, "spec")
+    _topic_rules(spec["properties"]["kafka"]["properties"]["topics"])
+    return spec
 
-    kafka = props["kafka"]
-    _add(
-        kafka["properties"]["cluster"],
-        _rule(
-            "self == oldSelf",
-            "spec.kafka.cluster is immutable: the topics live in that Kafka cluster "
-            "(create a new StreamPipeline instead)",
-        ),
+
+def _is_default_name(name: str, role: str) -> str:
+    """CEL at the root: ``name == metadata.name + '-<role>'``, without building the string
+    (the CEL cost estimate of an unbounded metadata.name would exceed the budget)."""
+    suffix = f"-{role}"
+    return (
+        f"({name}.endsWith('{suffix}') && size({name}) == size(self.metadata.name) + {len(suffix)} "
+        f"&& {name}.startsWith(self.metadata.name))"
     )
-    topics = kafka["properties"]["topics"]
+
+
+def _topic_names_differ() -> str:
+    c, t = "self.spec.kafka.topics.customers", "self.spec.kafka.topics.transactions"
+    return (
+        f"!has(self.spec.kafka.topics) || !has({c}) || !has({t}) || "
+        f"(has({c}.name) && has({t}.name) ? {c}.name != {t}.name : "
+        f"has({c}.name) ? !{_is_default_name(c + '.name', 'transactions')} : "
+        f"has({t}.name) ? !{_is_default_name(t + '.name', 'customers')} : true)"
+    )
+
+
+def _topic_rules(topics: dict[str, Any]) -> None:
+    """Kafka's '.'/'_' collision of two set names (on ``spec.kafka.topics``: bounded strings, a
+    small CEL cost). A default name ``<metadata.name>-<role>`` has neither character, so it
+    collides only with an equal name: the root rule covers that."""
+    both = "has(self.customers) && has(self.transactions)"
+    both += " && has(self.customers.name) && has(self.transactions.name)"
     _add(
         topics,
         _rule(
-            "!has(self.customers) || !has(self.transactions) || !has(self.customers.name) "
-            "|| !has(self.transactions.name) || self.customers.name != self.transactions.name",
-            "spec.kafka.topics.transactions.name must differ from spec.kafka.topics.customers.name",
+            f"!({both}) || self.customers.name == self.transactions.name || "
+            "self.customers.name.replace('.', '_') != self.transactions.name.replace('.', '_')",
+            "spec.kafka.topics.transactions.name collides with spec.kafka.topics.customers.name: Kafka "
+            "treats '.' and '_' as the same in topic names",
             field_path=".transactions.name",
         ),
     )
-    for role in TOPIC_ROLES:
-        topic = topics["properties"][role]
-        base = f"spec.kafka.topics.{role}"
-        _add(
-            topic,
-            _rule(
-                "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)",
-                f"{base}.name is immutable: a Kafka topic cannot be renamed",
-                field_path=".name",
-            ),
-        )
-        _add(
-            topic["properties"]["name"],
-            _rule("self != '.' && self != '..'", f"{base}.name must not be '.' or '..'"),
-        )
-        _add(
-            topic["properties"]["partitions"],
-            _rule(
-                "self >= oldSelf",
-                f"{base}.partitions may only grow: Kafka cannot remove partitions from a topic",
-            ),
-        )
-        _add(
-            topic["properties"]["config"],
-            _rule(
-                "self.all(k, k.matches('^[a-z0-9]+([._-][a-z0-9]+)*$'))",
-                f"{base}.config keys must be Kafka topic config names such as 'retention.ms'",
-            ),
-        )
 
-    generator = props["generator"]["properties"]
-    resources = generator["resources"]
-    for res in ("cpu", "memory"):
-        _add(
-            resources,
-            _rule(
-                _quantity_le(res),
-                f"spec.generator.resources.limits.{res} must be >= spec.generator.resources.requests.{res}",
-                field_path=f".limits.{res}",
-            ),
-        )
-    for kind in ("requests", "limits"):
-        _add(
-            resources["properties"][kind]["properties"]["memory"],
-            _rule(
-                "type(self) != string || !self.endsWith('m')",
-                f"spec.generator.resources.{kind}.memory must not use the 'm' (milli) suffix: "
-                "write Mi (mebibytes) or M (megabytes)",
-            ),
-        )
 
-    processing = props["processing"]["properties"]
-    _add(
-        processing["trigger"],
-        _rule("duration(self) >= duration('100ms')", "spec.processing.trigger must be at least 100ms"),
-    )
-    _add(
-        processing["ageBands"],
+def _root_rules() -> list[dict[str, Any]]:
+    return [
         _rule(
-            "[1, 2, 3, 4, 5, 6, 7, 8, 9].all(i, i >= size(self) || self[i - 1] < self[i])",
-            "spec.processing.ageBands must be strictly ascending",
+            f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+            f"metadata.name must be at most {MAX_NAME_LENGTH} characters "
+            "(child resource names append suffixes)",
         ),
-    )
-    for part in ("driver", "executor"):
-        _add(
-            processing[part]["properties"]["memory"],
-            _spark_memory_at_least_512m(f"spec.processing.{part}.memory"),
-        )
-
-    sink = props["sink"]["properties"]
-    _add(
-        sink["path"],
-        _rule("self.matches('[^/]')", "spec.sink.path must not be the root directory"),
-        _rule("!self.matches('(^|/)[.][.](/|$)')", "spec.sink.path must not contain '..' segments"),
-    )
-    _add(
-        sink["volume"]["properties"]["size"],
         _rule(
-            "quantity(string(self)).isGreaterThan(quantity('0'))",
-            "spec.sink.volume.size must be greater than zero",
+            "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+            "metadata.name must be a DNS-1123 label (lower-case letters, digits and '-', no dots)",
         ),
-    )
-    return spec
+        _rule(
+            _topic_names_differ(),
+            "spec.kafka.topics.transactions.name must differ from the customers topic "
+            "(spec.kafka.topics.customers.name, default <metadata.name>-customers)",
+            field_path=".spec.kafka.topics.transactions.name",
+        ),
+    ]
 
 
 def status_schema() -> dict[str, Any]:
@@ -266,17 +204,7 @@ def crd_manifest() -> dict[str, Any]:
             "spec": spec_schema(),
             "status": status_schema(),
         },
-        "x-kubernetes-validations": [
-            _rule(
-                f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
-                f"metadata.name must be at most {MAX_NAME_LENGTH} characters "
-                "(child resource names append suffixes)",
-            ),
-            _rule(
-                "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
-                "metadata.name must be a DNS-1123 label (lower-case letters, digits and '-', no dots)",
-            ),
-        ],
+        "x-kubernetes-validations": _root_rules(),
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

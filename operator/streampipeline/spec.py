@@ -1,8 +1,9 @@
 """The StreamPipeline custom resource: the single source of truth for its spec.
 
 Every field is declared once, as a frozen dataclass field whose metadata carries a
-:class:`FieldInfo` (a *kind* such as :class:`Int` or :class:`Duration`, a description
-and whether it is required).  The same declarations drive
+:class:`~streampipeline.fields.FieldInfo` (a *kind* such as ``Int`` or ``Duration``, a
+description and whether it is required; the framework is :mod:`streampipeline.fields`).
+The same declarations drive
 
 * parsing, defaulting and validation (:func:`load_manifest`, :func:`parse_spec`),
 * serialisation (:meth:`StreamPipeline.to_manifest`, :meth:`StreamPipeline.to_job_config`),
@@ -25,23 +26,40 @@ so that their own fields are defaulted in turn; maps and lists are replaced, nev
 from __future__ import annotations
 
 import copy
-import dataclasses
-import difflib
-import functools
 import itertools
 import json
-import math
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import MISSING, dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-import yaml
-
-from spjobs.durations import DURATION_PATTERN, EXAMPLES, parse_duration
+from spjobs.durations import parse_duration
 from spjobs.kafka_time import LOG_APPEND_TIME, TIMESTAMP_TYPE
+
+from .fields import (
+    _INVALID,
+    Bool,
+    Duration,
+    FieldError,
+    FrozenMap,
+    Int,
+    ListOf,
+    MapOf,
+    Number,
+    Obj,
+    Quantity,
+    SparkMemory,
+    Str,
+    _Errors,
+    _Field,
+    _schema_default,
+    parse_quantity,
+    parse_spark_memory,
+    spec_field,
+    spec_fields,
+)
+from .kubeyaml import MAX_BYTES, decode_manifest, load_document
+from .locales import FAKER_LOCALES, FAKER_VERSION
 
 __all__ = [
     "API_VERSION",
@@ -127,22 +145,10 @@ KIND: Final = "StreamPipeline"
 PLURAL: Final = "streampipelines"
 DEFAULT_NAMESPACE: Final = "default"
 MAX_NAME_LENGTH: Final = 40
+# The API server's limit on metadata.annotations (keys and values, in bytes, together).
+MAX_ANNOTATIONS_BYTES: Final = 256 * 1024
 
 # --- errors ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with one field. ``path`` is e.g. ``spec.processing.ageBands[1]``;
-    ``<yaml>`` is the document as a whole; ``line`` is 1-based when known."""
-
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.path} (line {self.line})" if self.line else self.path
-        return f"{where}: {self.message}"
 
 
 class SpecError(ValueError):
@@ -168,735 +174,6 @@ class SpecError(ValueError):
         return str(self.args[0])
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.items: list[FieldError] = []
-
-    def add(self, path: str, message: str, line: int | None = None) -> None:
-        self.items.append(FieldError(path or "<root>", message, line))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-# --- small value helpers ----------------------------------------------------------------
-
-
-class FrozenMap(Mapping[str, Any]):
-    """An immutable, hashable ``dict`` (keeps the frozen dataclasses hashable)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._data.items()))
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-
-_INVALID: Final = object()  # what a kind's parse returns after reporting an error
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
-
-
-def _describe(value: object) -> str:
-    """How a YAML value is named in messages: ``string 'ten'``, ``boolean true``..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {_short(value)}"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"{type(value).__name__} {_short(str(value))}"
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else repr(number)
-
-
-_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def _join(path: str, key: object) -> str:
-    if isinstance(key, str) and _SIMPLE_KEY.fullmatch(key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _suggest(key: object, known: Sequence[str]) -> str:
-    if not isinstance(key, str):
-        return f"unknown field; expected one of: {', '.join(known)}"
-
-    def norm(text: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", text.lower())
-
-    match = next((k for k in known if norm(k) == norm(key)), None)
-    if match is None:
-        lowered = {k.lower(): k for k in known}
-        close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
-        match = lowered[close[0]] if close else None
-    if match is not None:
-        return f"unknown field (did you mean {match!r}?)"
-    return f"unknown field; expected one of: {', '.join(known)}"
-
-
-# --- quantities -------------------------------------------------------------------------
-
-_QTY_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_QTY_SUFFIX = r"(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)"
-QUANTITY_PATTERN: Final = rf"^{_QTY_NUMBER}{_QTY_SUFFIX}?$"
-_QTY_RE = re.compile(rf"^({_QTY_NUMBER})({_QTY_SUFFIX})?$")
-_QTY_FACTORS: Final = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-    **{s + "i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
-}
-
-
-def parse_quantity(text: str | int) -> Decimal:
-    """The value of a (non-negative) Kubernetes quantity: ``"500m"`` -> 0.5, ``"1Gi"`` -> 2**30."""
-    if _is_int(text):
-        if text < 0:  # type: ignore[operator]
-            raise ValueError(f"invalid quantity {text!r}: must not be negative")
-        return Decimal(text)  # type: ignore[arg-type]
-    match = _QTY_RE.fullmatch(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"invalid quantity {text!r}")
-    number, suffix = match.group(1), match.group(2) or ""
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
-        return Decimal(number) * Decimal(10) ** int(suffix[1:])
-    return Decimal(number) * _QTY_FACTORS[suffix]
-
-
-SPARK_MEMORY_PATTERN: Final = r"^[0-9]+[kKmMgGtT][bB]?$"
-_SPARK_MEMORY_RE = re.compile(r"^([0-9]+)([kKmMgGtT])[bB]?$")
-
-
-def parse_spark_memory(text: str) -> int:
-    """Bytes in a Spark memory string (binary units, as Spark reads them): ``"1g"`` -> 2**30."""
-    match = _SPARK_MEMORY_RE.fullmatch(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"invalid Spark memory size {text!r}")
-    return int(match.group(1)) * 1024 ** ("kmgt".index(match.group(2).lower()) + 1)
-
-
-# --- kinds: how one field's YAML value is parsed, serialised and described -------------
-
-
-class Kind:
-    """Base of the field kinds. Subclasses are frozen dataclasses."""
-
-    type_name: ClassVar[str] = "value"
-
-    def parse(self, raw: Any, path: str, errs: _Errors, line: int | None) -> Any:
-        raise NotImplementedError
-
-    def plain(self, value: Any, keep_none: bool) -> Any:
-        """Python value -> JSON/YAML-ready value."""
-        return value
-
-    def schema(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def constraints(self) -> list[str]:
-        return []
-
-
-def _range_constraints(minimum: float | None, maximum: float | None) -> list[str]:
-    if minimum is not None and maximum is not None:
-        return [f"{_fmt(minimum)}..{_fmt(maximum)}"]
-    if minimum is not None:
-        return [f">= {_fmt(minimum)}"]
-    if maximum is not None:
-        return [f"<= {_fmt(maximum)}"]
-    return []
-
-
-def _check_range(
-    value: float, raw: Any, minimum: float | None, maximum: float | None, path: str, errs: _Errors, line
-) -> Any:
-    if minimum is not None and value < minimum:
-        errs.add(path, f"must be >= {_fmt(minimum)}, got {raw!r}", line)
-        return _INVALID
-    if maximum is not None and value > maximum:
-        errs.add(path, f"must be <= {_fmt(maximum)}, got {raw!r}", line)
-        return _INVALID
-    return value
-
-
-def _range_schema(minimum: float | None, maximum: float | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if minimum is not None:
-        out["minimum"] = minimum
-    if maximum is not None:
-        out["maximum"] = maximum
-    return out
-
-
-@dataclass(frozen=True)
-class Int(Kind):
-    minimum: int | None = None
-    maximum: int | None = None
-    type_name: ClassVar[str] = "integer"
-
-    def parse(self, raw, path, errs, line):
-        if not _is_int(raw):
-            hint = " (write it without quotes)" if isinstance(raw, str) and raw.strip().isdigit() else ""
-            errs.add(path, f"must be an integer, got {_describe(raw)}{hint}", line)
-            return _INVALID
-        return _check_range(raw, raw, self.minimum, self.maximum, path, errs, line)
-
-    def schema(self):
-        return {"type": "integer", **_range_schema(self.minimum, self.maximum)}
-
-    def constraints(self):
-        return _range_constraints(self.minimum, self.maximum)
-
-
-@dataclass(frozen=True)
-class Number(Kind):
-    minimum: float | None = None
-    maximum: float | None = None
-    type_name: ClassVar[str] = "number"
-
-    def parse(self, raw, path, errs, line):
-        if not _is_number(raw):
-            errs.add(path, f"must be a number, got {_describe(raw)}", line)
-            return _INVALID
-        try:
-            finite = math.isfinite(raw)
-        except OverflowError:
-            finite = False
-        if not finite:
-            errs.add(path, f"must be a finite number, got {_short(str(raw))}", line)
-            return _INVALID
-        value = _check_range(raw, raw, self.minimum, self.maximum, path, errs, line)
-        return value if value is _INVALID else float(value)
-
-    def schema(self):
-        return {"type": "number", **_range_schema(self.minimum, self.maximum)}
-
-    def constraints(self):
-        return _range_constraints(self.minimum, self.maximum)
-
-
-@dataclass(frozen=True)
-class Bool(Kind):
-    type_name: ClassVar[str] = "boolean"
-
-    def parse(self, raw, path, errs, line):
-        if not isinstance(raw, bool):
-            errs.add(path, f"must be a boolean (true or false), got {_describe(raw)}", line)
-            return _INVALID
-        return raw
-
-    def schema(self):
-        return {"type": "boolean"}
-
-
-def _string_type_error(raw: Any, what: str = "a string") -> str:
-    message = f"must be {what}, got {_describe(raw)}"
-    if isinstance(raw, bool):
-        message += " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote the value)"
-    elif _is_number(raw):
-        message += f' (quote it: "{raw}")'
-    return message
-
-
-@dataclass(frozen=True)
-class Str(Kind):
-    """A string, optionally constrained by regex/length/enum and a Python-only ``check``."""
-
-    pattern: str | None = None
-    pattern_desc: str | None = None  # "a DNS-1123 label (...)": used in messages and docs
-    min_length: int | None = None
-    max_length: int | None = None
-    length_reason: str = ""
-    enum: tuple[str, ...] | None = None
-    check: Callable[[str], str | None] | None = None  # returns an error message or None
-    check_desc: str | None = None
-    type_name: ClassVar[str] = "string"
-
-    def parse(self, raw, path, errs, line):
-        if not isinstance(raw, str):
-            errs.add(path, _string_type_error(raw), line)
-            return _INVALID
-        if self.enum is not None and raw not in self.enum:
-            choices = " or ".join(repr(e) for e in self.enum)
-            errs.add(path, f"must be {choices}, got {_short(raw)}", line)
-            return _INVALID
-        if self.min_length and not raw:
-            errs.add(path, "must not be empty", line)
-            return _INVALID
-        ok = True
-        if self.max_length is not None and len(raw) > self.max_length:
-            errs.add(
-                path,
-                f"must be at most {self.max_length} characters{self.length_reason}, "
-                f"got {len(raw)} ({_short(raw)})",
-                line,
-            )
-            ok = False
-        if self.pattern is not None and not re.fullmatch(self.pattern, raw):
-            errs.add(path, f"must be {self.pattern_desc or 'match ' + self.pattern}, got {_short(raw)}", line)
-            ok = False
-        if ok and self.check is not None:
-            problem = self.check(raw)
-            if problem:
-                errs.add(path, problem, line)
-                ok = False
-        return raw if ok else _INVALID
-
-    def schema(self):
-        out: dict[str, Any] = {"type": "string"}
-        if self.enum is not None:
-            out["enum"] = list(self.enum)
-        if self.pattern is not None:
-            out["pattern"] = self.pattern
-        if self.min_length is not None:
-            out["minLength"] = self.min_length
-        if self.max_length is not None:
-            out["maxLength"] = self.max_length
-        return out
-
-    def constraints(self):
-        out = []
-        if self.enum is not None:
-            out.append("one of " + ", ".join(f"`{e}`" for e in self.enum))
-        if self.pattern_desc:
-            out.append(self.pattern_desc)
-        if self.min_length:
-            out.append("non-empty")
-        if self.max_length is not None:
-            out.append(f"at most {self.max_length} characters")
-        if self.check_desc:
-            out.append(self.check_desc)
-        return out
-
-
-@dataclass(frozen=True)
-class Duration(Kind):
-    """A Go-style duration string; kept as written (``"1m30s"``), parsed to check it."""
-
-    minimum: str = "0"
-    type_name: ClassVar[str] = "duration"
-
-    def parse(self, raw, path, errs, line):
-        if not isinstance(raw, str):
-            hint = f" (add a unit, e.g. '{raw}s')" if _is_number(raw) else ""
-            errs.add(path, f"must be a duration string such as {EXAMPLES}, got {_describe(raw)}{hint}", line)
-            return _INVALID
-        try:
-            seconds = parse_duration(raw)
-        except ValueError:
-            errs.add(path, f"must be a duration such as {EXAMPLES}, got {_short(raw)}", line)
-            return _INVALID
-        if seconds < parse_duration(self.minimum):
-            errs.add(path, f"must be at least {self.minimum}, got {_short(raw)}", line)
-            return _INVALID
-        return raw
-
-    def schema(self):
-        return {"type": "string", "pattern": DURATION_PATTERN}
-
-    def constraints(self):
-        out = ["Go duration: `250ms`, `5s`, `1m30s`, `2h`"]
-        if parse_duration(self.minimum) > 0:
-            out.append(f">= {self.minimum}")
-        return out
-
-
-@dataclass(frozen=True)
-class Quantity(Kind):
-    """A Kubernetes resource quantity (``500m``, ``2``, ``256Mi``, ``10Gi``); an integer is
-    accepted (as in any Kubernetes manifest) and stored as its string."""
-
-    positive: bool = False
-    memory: bool = False  # reject the 'm' (milli) suffix, a classic mistake for 'Mi'
-    type_name: ClassVar[str] = "quantity"
-    _EXAMPLES: ClassVar[str] = "'500m', '2', '256Mi' or '10Gi'"
-
-    def parse(self, raw, path, errs, line):
-        if _is_int(raw):
-            text = str(raw)
-        elif isinstance(raw, str):
-            text = raw
-        else:
-            hint = f' (quote it: "{raw}")' if isinstance(raw, float) else ""
-            errs.add(path, f"must be a quantity such as {self._EXAMPLES}, got {_describe(raw)}{hint}", line)
-            return _INVALID
-        if not _QTY_RE.fullmatch(text):
-            errs.add(path, f"must be a quantity such as {self._EXAMPLES}, got {_short(text)}", line)
-            return _INVALID
-        if self.memory and text.endswith("m"):
-            errs.add(
-                path,
-                f"{text!r} means {text[:-1]} millibytes; use {text[:-1] + 'Mi'!r} (mebibytes) "
-                f"or {text[:-1] + 'M'!r} (megabytes)",
-                line,
-            )
-            return _INVALID
-        if self.positive and parse_quantity(text) <= 0:
-            errs.add(path, f"must be greater than zero, got {text!r}", line)
-            return _INVALID
-        return text
-
-    def schema(self):
-        return {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY_PATTERN,
-            "x-kubernetes-int-or-string": True,
-        }
-
-    def constraints(self):
-        out = ["Kubernetes quantity: `500m`, `2`, `256Mi`, `10Gi`"]
-        if self.memory:
-            out.append("no `m` suffix")
-        if self.positive:
-            out.append("> 0")
-        return out
-
-
-@dataclass(frozen=True)
-class SparkMemory(Kind):
-    """A Spark JVM memory size (``512m``, ``1g``, ``2g``); binary units, unit required."""
-
-    minimum: str = "512m"
-    type_name: ClassVar[str] = "string"
-    _WHAT: ClassVar[str] = "a Spark memory size such as '512m' or '2g'"
-
-    def parse(self, raw, path, errs, line):
-        if not isinstance(raw, str):
-            hint = f" (add a unit, e.g. '{raw}g')" if _is_int(raw) else ""
-            errs.add(path, f"must be {self._WHAT}, got {_describe(raw)}{hint}", line)
-            return _INVALID
-        if not _SPARK_MEMORY_RE.fullmatch(raw):
-            hint = ""
-            match = _QTY_RE.fullmatch(raw)
-            if match and (match.group(2) or "").endswith("i"):
-                hint = f" (Spark writes {match.group(1) + match.group(2)[0].lower()!r}, not {raw!r})"
-            errs.add(path, f"must be {self._WHAT}, got {_short(raw)}{hint}", line)
-            return _INVALID
-        if parse_spark_memory(raw) < parse_spark_memory(self.minimum):
-            message = f"must be at least {self.minimum} (Spark refuses to start with less), got {raw!r}"
-            errs.add(path, message, line)
-            return _INVALID
-        return raw
-
-    def schema(self):
-        return {"type": "string", "pattern": SPARK_MEMORY_PATTERN}
-
-    def constraints(self):
-        return [f"Spark size with unit k/m/g/t (`512m`, `2g`), >= {self.minimum}"]
-
-
-@dataclass(frozen=True)
-class ListOf(Kind):
-    item: Kind
-    min_items: int | None = None
-    max_items: int | None = None
-    check: Callable[[tuple], str | None] | None = None
-    check_desc: str | None = None
-
-    @property
-    def type_name(self) -> str:  # type: ignore[override]
-        return f"list of {self.item.type_name}"
-
-    def parse(self, raw, path, errs, line):
-        if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence):
-            errs.add(path, f"must be a list, got {_describe(raw)}", line)
-            return _INVALID
-        item_lines = getattr(raw, "lines", None) or []
-        items, ok = [], True
-        for i, item in enumerate(raw):
-            item_line = item_lines[i] if i < len(item_lines) else line
-            value = self.item.parse(item, f"{path}[{i}]", errs, item_line)
-            ok = ok and value is not _INVALID
-            items.append(value)
-        if self.min_items is not None and len(raw) < self.min_items:
-            plural = "s" if self.min_items != 1 else ""
-            errs.add(path, f"must have at least {self.min_items} item{plural}, got {len(raw)}", line)
-            return _INVALID
-        if self.max_items is not None and len(raw) > self.max_items:
-            errs.add(path, f"must have at most {self.max_items} items, got {len(raw)}", line)
-            return _INVALID
-        if not ok:
-            return _INVALID
-        result = tuple(items)
-        if self.check is not None:
-            problem = self.check(result)
-            if problem:
-                errs.add(path, problem, line)
-                return _INVALID
-        return result
-
-    def plain(self, value, keep_none):
-        return [self.item.plain(v, keep_none) for v in value]
-
-    def schema(self):
-        out: dict[str, Any] = {"type": "array", "items": self.item.schema()}
-        if self.min_items is not None:
-            out["minItems"] = self.min_items
-        if self.max_items is not None:
-            out["maxItems"] = self.max_items
-        return out
-
-    def constraints(self):
-        out = []
-        if self.min_items is not None and self.max_items is not None:
-            out.append(f"{self.min_items}..{self.max_items} items")
-        out += [f"items {c}" for c in self.item.constraints()]
-        if self.check_desc:
-            out.append(self.check_desc)
-        return out
-
-
-@dataclass(frozen=True)
-class MapOf(Kind):
-    value: Kind
-    key_pattern: str | None = None
-    key_desc: str | None = None
-
-    @property
-    def type_name(self) -> str:  # type: ignore[override]
-        return f"map of string to {self.value.type_name}"
-
-    def parse(self, raw, path, errs, line):
-        if not isinstance(raw, Mapping):
-            errs.add(path, f"must be a map of string to {self.value.type_name}, got {_describe(raw)}", line)
-            return _INVALID
-        lines = getattr(raw, "lines", None) or {}
-        out, ok = {}, True
-        for key, item in raw.items():
-            child, child_line = _join(path, key), lines.get(key, line)
-            if not isinstance(key, str):
-                errs.add(child, f"keys must be strings, got {_describe(key)}", child_line)
-                ok = False
-                continue
-            if self.key_pattern is not None and not re.fullmatch(self.key_pattern, key):
-                errs.add(child, f"key must be {self.key_desc or 'match ' + self.key_pattern}", child_line)
-                ok = False
-            value = self.value.parse(item, child, errs, child_line)
-            ok = ok and value is not _INVALID
-            out[key] = value
-        return FrozenMap(out) if ok else _INVALID
-
-    def plain(self, value, keep_none):
-        return {k: self.value.plain(v, keep_none) for k, v in value.items()}
-
-    def schema(self):
-        return {"type": "object", "additionalProperties": self.value.schema()}
-
-    def constraints(self):
-        out = [f"keys: {self.key_desc}"] if self.key_desc else []
-        return out + [f"values: {c}" for c in self.value.constraints()]
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """What the dataclass field means in the manifest (kept in the field's metadata)."""
-
-    kind: Kind
-    doc: str
-    required: bool = False
-    computed_default: str | None = None  # docs text of a default computed from other fields
-
-
-_META = "streampipeline.spec"
-
-
-def spec_field(
-    kind: Kind,
-    doc: str,
-    *,
-    default: Any = None,
-    default_factory: Callable[[], Any] | None = None,
-    required: bool = False,
-    computed_default: str | None = None,
-) -> Any:
-    """A dataclass field described by a :class:`FieldInfo`.  Optional fields without a
-    default are ``None`` when absent."""
-    metadata = {_META: FieldInfo(kind, doc, required, computed_default)}
-    if required:
-        return dataclasses.field(metadata=metadata)
-    if default_factory is not None:
-        return dataclasses.field(default_factory=default_factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-@dataclass(frozen=True)
-class _Field:
-    attr: str
-    yaml: str
-    info: FieldInfo
-    default: Any  # MISSING when required
-
-    @property
-    def kind(self) -> Kind:
-        return self.info.kind
-
-
-@functools.cache
-def spec_fields(cls: type) -> tuple[_Field, ...]:
-    """The declared fields of one spec dataclass, in order."""
-    out = []
-    for f in dataclasses.fields(cls):
-        info = f.metadata.get(_META)
-        if info is None:
-            continue
-        if f.default is not MISSING:
-            default = f.default
-        elif f.default_factory is not MISSING:
-            default = f.default_factory()
-        else:
-            default = MISSING
-        out.append(_Field(f.name, _camel(f.name), info, default))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Obj(Kind):
-    """A nested spec object, described by the dataclass ``cls``.
-
-    ``ignored`` names keys that are accepted and dropped (server-populated metadata).
-    ``omit_none`` leaves unset fields out even of the job config (for k8s-shaped maps).
-    A dataclass may define ``_problems(self) -> Iterable[(relative path, message)]`` for
-    checks that involve several of its fields.
-    """
-
-    cls: type
-    ignored: frozenset[str] = frozenset()
-    omit_none: bool = False
-    type_name: ClassVar[str] = "object"
-
-    def parse(self, raw, path, errs, line):
-        if not isinstance(raw, Mapping):
-            errs.add(path, f"must be an object (a mapping of fields), got {_describe(raw)}", line)
-            return _INVALID
-        fields = spec_fields(self.cls)
-        known = [f.yaml for f in fields]
-        lines = getattr(raw, "lines", None) or {}
-        for key in raw:
-            if key not in known and key not in self.ignored:
-                errs.add(_join(path, key), _suggest(key, known), lines.get(key))
-        kwargs, ok = {}, True
-        for f in fields:
-            child = _join(path, f.yaml)
-            value = raw.get(f.yaml)
-            if value is None:  # absent or null: Kubernetes prunes nulls before defaulting
-                if f.info.required:
-                    errs.add(child, "required field is missing", lines.get(f.yaml, line))
-                    ok = False
-                continue
-            parsed = f.kind.parse(value, child, errs, lines.get(f.yaml, line))
-            if parsed is _INVALID:
-                ok = False
-            else:
-                kwargs[f.attr] = parsed
-        if not ok:
-            return _INVALID
-        obj = self.cls(**kwargs)
-        problems = list(obj._problems()) if hasattr(obj, "_problems") else []
-        for rel, message in problems:
-            child, child_line, node = path, line, raw
-            for part in rel.split(".") if rel else ():
-                child = _join(child, part)
-                node_lines = getattr(node, "lines", None) or {}
-                child_line = node_lines.get(part, child_line)
-                node = node.get(part) if isinstance(node, Mapping) else None
-            errs.add(child, message, child_line)
-        return _INVALID if problems else obj
-
-    def plain(self, value, keep_none):
-        out = {}
-        for f in spec_fields(self.cls):
-            item = getattr(value, f.attr)
-            if item is None:
-                if keep_none and not self.omit_none:
-                    out[f.yaml] = None
-                continue
-            out[f.yaml] = f.kind.plain(item, keep_none)
-        return out
-
-    def schema(self):
-        properties, required = {}, []
-        for f in spec_fields(self.cls):
-            properties[f.yaml] = _field_schema(f)
-            if f.info.required:
-                required.append(f.yaml)
-        out: dict[str, Any] = {"type": "object", "properties": properties}
-        if required:
-            out["required"] = required
-        return out
-
-
-def _schema_default(f: _Field) -> Any:
-    """The field's default as the CRD states it (MISSING if it has none)."""
-    if f.default is MISSING or f.default is None:
-        return MISSING
-    if isinstance(f.kind, Obj) and f.default == f.kind.cls():
-        return {}  # "default every nested field", the structural-schema idiom
-    return f.kind.plain(f.default, keep_none=False)
-
-
-def _field_description(f: _Field) -> str:
-    text = f.info.doc
-    if f.info.computed_default:
-        text += f" Defaults to {f.info.computed_default}."
-    return text
-
-
-def _field_schema(f: _Field) -> dict[str, Any]:
-    out = {"description": _field_description(f), **f.kind.schema()}
-    default = _schema_default(f)
-    if default is not MISSING:
-        out["default"] = default
-    return out
-
-
 # --- patterns and checks ----------------------------------------------------------------
 
 DNS1123_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -905,10 +182,13 @@ DNS1123_SUBDOMAIN: Final = rf"^{_DNS1123_SUB}$"
 TOPIC_NAME: Final = r"^[a-zA-Z0-9._-]{1,249}$"
 _HOST = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)"
 BOOTSTRAP_SERVERS: Final = rf"^{_HOST}:[0-9]{{1,5}}(,{_HOST}:[0-9]{{1,5}})*$"
-LOCALE: Final = r"^[a-z]{2}(_[A-Z]{2})?$"
 ABSOLUTE_PATH: Final = r"^/[^\x00]+$"
 KAFKA_CONFIG_KEY: Final = r"^[a-z0-9]+([._-][a-z0-9]+)*$"
-_LABEL_KEY = rf"^({_DNS1123_SUB}/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+# A qualified name as the API server checks label and annotation keys: an optional DNS
+# subdomain prefix (<= 253) and '/', then a name of <= 63 characters (Python regex only).
+_LABEL_KEY = (
+    rf"^((?=[^/]{{1,253}}/){_DNS1123_SUB}/)?(?=[^/]{{1,63}}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 _LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 _DNS_LABEL_DESC = (
@@ -969,7 +249,17 @@ _TOPIC_NAME_KIND: Final = Str(
     max_length=249,
     check=_check_topic_name,
     check_desc="not `.` or `..`",
+    check_cel=(("self != '.' && self != '..'", "must not be '.' or '..'"),),
 )
+
+
+_RENAME: Final = "a Kafka topic cannot be renamed"
+
+
+def kafka_topic_collision_key(name: str) -> str:
+    """Kafka refuses a topic whose name equals an existing one's with '.' and '_' swapped
+    (metric names would collide)."""
+    return name.replace(".", "_")
 
 
 @dataclass(frozen=True)
@@ -978,8 +268,16 @@ class TopicSpec:
 
     ROLE: ClassVar[str] = ""
 
-    name: str | None = spec_field(_TOPIC_NAME_KIND, "Kafka topic name.")
-    partitions: int = spec_field(Int(1, 1000), "Number of partitions.", default=3)
+    name: str | None = spec_field(
+        _TOPIC_NAME_KIND, "Kafka topic name.", transition="immutable", transition_reason=_RENAME
+    )
+    partitions: int = spec_field(
+        Int(1, 1000),
+        "Number of partitions.",
+        default=3,
+        transition="grow",
+        transition_reason="Kafka cannot remove partitions from a topic",
+    )
     replicas: int = spec_field(
         Int(1, 10),
         "Replication factor. 1 suits a single-broker development cluster; use 3 in production. "
@@ -1008,6 +306,8 @@ class CustomersTopicSpec(TopicSpec):
         _TOPIC_NAME_KIND,
         "Kafka topic name.",
         computed_default="`<metadata.name>-customers`",
+        transition="immutable",
+        transition_reason=_RENAME,
     )
     config: FrozenMap = spec_field(
         _kafka_config_kind(),
@@ -1027,6 +327,8 @@ class TransactionsTopicSpec(TopicSpec):
         _TOPIC_NAME_KIND,
         "Kafka topic name.",
         computed_default="`<metadata.name>-transactions`",
+        transition="immutable",
+        transition_reason=_RENAME,
     )
     config: FrozenMap = spec_field(
         _kafka_config_kind(),
@@ -1055,6 +357,8 @@ class KafkaSpec:
         _dns_label(47, " ('<cluster>-kafka-bootstrap' must fit in 63)"),
         "Name of the Strimzi `Kafka` cluster (in the pipeline's namespace) that hosts the topics.",
         required=True,
+        transition="immutable",
+        transition_reason="the topics live in that Kafka cluster (create a new StreamPipeline instead)",
     )
     bootstrap_servers: str | None = spec_field(
         Str(
@@ -1062,6 +366,13 @@ class KafkaSpec:
             "a comma-separated list of host:port",
             check=_check_ports,
             check_desc="ports 1..65535",
+            max_length=2048,
+            check_cel=(
+                (  # a port of 0 or above 65535 (at most 5 digits: the pattern), then ',' or the end
+                    "!self.matches(':(0+|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}|6[6-9][0-9]{3}|[7-9][0-9]{4})(,|$)')",
+                    "ports must be 1..65535",
+                ),
+            ),
         ),
         "Kafka bootstrap servers the generator and the Spark job connect to.",
         computed_default="`<cluster>-kafka-bootstrap:9092` (Strimzi's plain listener)",
@@ -1094,6 +405,17 @@ class ResourcesSpec:
         default_factory=ResourceList,
     )
 
+    CEL: ClassVar = tuple(
+        (
+            f"!has(self.requests) || !has(self.limits) || !has(self.requests.{r}) || "
+            f"!has(self.limits.{r}) || "
+            f"quantity(string(self.limits.{r})).compareTo(quantity(string(self.requests.{r}))) >= 0",
+            f"limits.{r}",
+            f"must be >= requests.{r}",
+        )
+        for r in ("cpu", "memory")
+    )
+
     def _problems(self) -> Iterator[tuple[str, str]]:
         for resource in ("cpu", "memory"):
             request, limit = getattr(self.requests, resource), getattr(self.limits, resource)
@@ -1124,7 +446,10 @@ class GeneratorSpec:
         Int(1, 10_000_000), "Number of simulated customers (distinct customer ids).", default=1000
     )
     locale: str = spec_field(
-        Str(LOCALE, "a locale such as 'pt_BR' or 'en' (xx or xx_YY)"),
+        Str(
+            enum=FAKER_LOCALES,
+            enum_desc=f"a locale such as 'pt_BR' or 'en_US' that Faker {FAKER_VERSION} has",
+        ),
         "Faker locale for names, cities and states.",
         default="pt_BR",
     )
@@ -1192,7 +517,7 @@ class ProcessingSpec:
         default="1h",
     )
     max_offsets_per_trigger: int = spec_field(
-        Int(minimum=1),
+        Int(1, 2**31 - 1),
         "Upper bound on transaction records read per micro-batch. A batch is collected on the "
         "Spark driver after validation, so this also bounds the driver's memory per batch.",
         default=100_000,
@@ -1204,6 +529,12 @@ class ProcessingSpec:
             max_items=10,
             check=_check_ascending,
             check_desc="strictly ascending",
+            check_cel=(
+                (
+                    "[1, 2, 3, 4, 5, 6, 7, 8, 9].all(i, i >= size(self) || self[i - 1] < self[i])",
+                    "must be strictly ascending",
+                ),
+            ),
         ),
         "Age cut-offs in years; n cut-offs make n+1 bands (the default gives <30, 30-59, 60+).",
         default=(30, 60),
@@ -1236,7 +567,16 @@ class SinkSpec:
     """Where the Parquet output goes."""
 
     path: str = spec_field(
-        Str(ABSOLUTE_PATH, "an absolute path", check=_check_sink_path, check_desc="not `/`, no `..`"),
+        Str(
+            ABSOLUTE_PATH,
+            "an absolute path",
+            check=_check_sink_path,
+            check_desc="not `/`, no `..`",
+            check_cel=(
+                ("self.matches('[^/]')", "must not be the root directory"),
+                ("!self.matches('(^|/)[.][.](/|$)')", "must not contain '..' segments"),
+            ),
+        ),
         "Directory (the volume's mount point) for the Parquet datasets and checkpoints.",
         default="/data/streampipeline",
     )
@@ -1309,6 +649,17 @@ class _Metadata:
         default=FrozenMap(),
     )
 
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in self.annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            yield (
+                "annotations",
+                (
+                    f"must total at most {MAX_ANNOTATIONS_BYTES} bytes (keys and values), "
+                    f"got {size}: the API server refuses more"
+                ),
+            )
+
 
 @dataclass(frozen=True)
 class _Manifest:
@@ -1319,7 +670,7 @@ class _Manifest:
 
 
 _MANIFEST_KIND: Final = Obj(_Manifest, ignored=frozenset({"status"}))
-_SPEC_KIND: Final = Obj(PipelineSpec)
+SPEC_KIND: Final = Obj(PipelineSpec)
 
 
 @dataclass(frozen=True)
@@ -1387,14 +738,14 @@ class StreamPipeline:
             "apiVersion": API_VERSION,
             "kind": KIND,
             "metadata": metadata,
-            "spec": _SPEC_KIND.plain(self.spec, keep_none=False),
+            "spec": SPEC_KIND.plain(self.spec, keep_none=False),
         }
 
     def to_job_config(self) -> dict[str, Any]:
         """The JSON-serialisable config the generator and the Spark job read: camelCase,
         every field present (unset optional fields as ``None``), computed defaults resolved,
         durations as written ("5s"); ``suspend`` is left out (it is not the jobs' business)."""
-        spec = _SPEC_KIND.plain(self.spec, keep_none=True)
+        spec = SPEC_KIND.plain(self.spec, keep_none=True)
         del spec["suspend"]
         kafka = spec["kafka"]
         kafka["bootstrapServers"] = self.bootstrap_servers
@@ -1418,14 +769,29 @@ def _finish(
                     f"enrichment and lateness in Kafka time, so producers must not set it), got "
                     f"{stamped!r}: remove it, the pipeline's topics always use {LOG_APPEND_TIME}",
                 )
-        if pipeline.customers_topic == pipeline.transactions_topic:
+        customers, transactions = pipeline.customers_topic, pipeline.transactions_topic
+        if customers == transactions:
             errs.add(
                 "spec.kafka.topics.transactions.name",
-                f"must differ from the customers topic, both are {pipeline.customers_topic!r}",
+                f"must differ from the customers topic, both are {customers!r}",
+            )
+        elif kafka_topic_collision_key(customers) == kafka_topic_collision_key(transactions):
+            errs.add(
+                "spec.kafka.topics.transactions.name",
+                f"collides with the customers topic {customers!r}: Kafka treats '.' and '_' "
+                f"as the same in topic names and refuses the second one, got {transactions!r}",
             )
     if errs.items or pipeline is None:
         raise SpecError(errs.items, source)
     return pipeline
+
+
+def check_update(old: StreamPipeline, new: StreamPipeline) -> None:
+    """Raise :class:`SpecError` if the update ``old`` -> ``new`` breaks a transition rule
+    (immutable and grow-only fields): what the CRD's CEL transition rules refuse."""
+    errors = list(SPEC_KIND.transition_errors(old.spec, new.spec, "spec"))
+    if errors:
+        raise SpecError(errors)
 
 
 def parse_spec(
@@ -1442,7 +808,7 @@ def parse_spec(
         errs.add("spec", "required field is missing")
         parsed_spec = _INVALID
     else:
-        parsed_spec = _SPEC_KIND.parse(spec, "spec", errs, None)
+        parsed_spec = SPEC_KIND.parse(spec, "spec", errs, None)
     return _finish(parsed_name, parsed_namespace, parsed_spec, FrozenMap(), FrozenMap(), errs, None)
 
 
@@ -1451,11 +817,12 @@ def load_manifest(
 ) -> StreamPipeline:
     """Load a StreamPipeline manifest from a file path, YAML text or an already-parsed dict.
 
-    A ``str`` is YAML text if it spans several lines or looks like a mapping, else a path.
+    A ``str`` is YAML text if it spans several lines or looks like a mapping, else a path;
+    YAML is read as kubectl reads it (:mod:`streampipeline.kubeyaml`).
     ``default_namespace`` applies when ``metadata.namespace`` is absent.  Raises
-    :class:`SpecError` (with line numbers when the input was YAML) for malformed YAML,
-    several documents, an empty document and every invalid field; ``OSError`` if a file
-    cannot be read.
+    :class:`SpecError` (with line numbers when the input was YAML) for bytes that are not
+    UTF-8/UTF-16 text, malformed YAML, several documents, an empty document and every
+    invalid field; ``OSError`` if a file cannot be read (a directory, no permission...).
     """
     errs = _Errors()
     label: str | None = None
@@ -1464,10 +831,11 @@ def load_manifest(
     elif isinstance(source, (str, Path)):
         if isinstance(source, Path) or not _looks_like_yaml(source):
             label = str(source)
-            text = Path(source).read_text(encoding="utf-8")
+            with Path(source).open("rb") as file:
+                text = decode_manifest(file.read(MAX_BYTES + 1), errs)
         else:
             text = source
-        raw = _load_yaml(text, errs)
+        raw = _INVALID if text is _INVALID else load_document(text, errs, KIND)
         if raw is _INVALID:
             raise SpecError(errs.items, label)
     else:
@@ -1487,102 +855,6 @@ def _looks_like_yaml(text: str) -> bool:
     return stripped[:1] in ("{", "[", "-", "#")
 
 
-# --- YAML loading with line numbers and duplicate-key detection -------------------------
-
-
-class _LineDict(dict):
-    """A mapping from YAML that remembers the line of each key."""
-
-    lines: dict[Any, int]
-
-
-class _LineList(list):
-    """A sequence from YAML that remembers the line of each item."""
-
-    lines: list[int]
-
-
-class _Loader(yaml.SafeLoader):
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[FieldError] = []
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[_LineDict]:
-    data = _LineDict()
-    data.lines = {}
-    yield data
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:  # explicit keys only: merged (<<) keys may be overridden
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            loader.duplicates.append(
-                FieldError("<yaml>", f"duplicate key {key!r} (first defined on line {seen[key]})", line)
-            )
-        elif isinstance(key, (str, int, float, bool)):
-            seen[key] = line
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                "found an unhashable key",
-                key_node.start_mark,
-            ) from None
-        data[key] = loader.construct_object(value_node, deep=True)
-        data.lines[key] = key_node.start_mark.line + 1
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_LineList]:
-    data = _LineList()
-    data.lines = []
-    yield data
-    for child in node.value:
-        data.append(loader.construct_object(child, deep=True))
-        data.lines.append(child.start_mark.line + 1)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-
-
-def _load_yaml(text: str, errs: _Errors) -> Any:
-    """The single document in *text* (errors reported to *errs*; ``_INVALID`` if unusable)."""
-    loader = _Loader(text)
-    try:
-        documents = []
-        while loader.check_data():
-            documents.append(loader.get_data())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        errs.add("<yaml>", f"malformed YAML{where}: {problem}", line)
-        return _INVALID
-    except yaml.YAMLError as exc:
-        errs.add("<yaml>", f"malformed YAML: {exc}")
-        return _INVALID
-    finally:
-        loader.dispose()
-    errs.items.extend(loader.duplicates)
-    documents = [d for d in documents if d is not None]
-    if not documents:
-        errs.add("<yaml>", f"the document is empty; expected one {KIND} manifest")
-        return _INVALID
-    if len(documents) > 1:
-        errs.add("<yaml>", f"expected exactly one YAML document (one {KIND}), found {len(documents)}")
-        return _INVALID
-    return documents[0]
-
-
 # --- generated artefacts ----------------------------------------------------------------
 
 
@@ -1592,7 +864,7 @@ def openapi_schema() -> dict[str, Any]:
     Checks that a schema cannot express (ascending ``ageBands``, minimum trigger and Spark
     memory, limits >= requests, distinct topic names...) are enforced by :func:`parse_spec`.
     """
-    schema = _SPEC_KIND.schema()
+    schema = SPEC_KIND.schema()
     return {"description": _first_paragraph(PipelineSpec.__doc__), **copy.deepcopy(schema)}
 
 

@@ -269,3 +269,48 @@ def test_operator_env_is_settings_defaults(operator_objects):
     expected = {var: getattr(Settings(), field) for field, var in ENV.items() if field != "namespaces"}
     assert env == expected
     assert Settings.from_env(env) == Settings()
+
+
+def _declared(cls, path):
+    from streampipeline.fields import Obj
+    from streampipeline.spec import spec_fields
+
+    for f in spec_fields(cls):
+        yield f"{path}.{f.yaml}", f
+        if isinstance(f.kind, Obj):
+            yield from _declared(f.kind.cls, f"{path}.{f.yaml}")
+
+
+def test_every_python_only_check_has_its_cel_rule(manifest):
+    """A check the model makes beyond the OpenAPI schema is also a CEL rule of the CRD, from
+    the same declaration, with a message naming the field (issue 15)."""
+    from streampipeline import fields as fw
+    from streampipeline.spec import PipelineSpec
+
+    rules = _rules(manifest["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"], "spec")
+    for path, f in _declared(PipelineSpec, "spec"):
+        kind, here = f.kind, [r["message"] for r in rules.get(path, [])]
+        needs = []
+        if isinstance(kind, (fw.Str, fw.ListOf)) and kind.check is not None:
+            needs.append(bool(kind.check_cel))
+        if isinstance(kind, fw.Duration):
+            needs.append(any("at most" in m for m in here))
+        if isinstance(kind, fw.SparkMemory):
+            needs.append(any(f"at least {kind.minimum}" in m for m in here))
+        if isinstance(kind, fw.Quantity) and (kind.memory or kind.positive):
+            needs.append(len(here) == kind.memory + kind.positive)
+        if isinstance(kind, fw.MapOf) and kind.key_pattern:
+            needs.append(any("keys must be" in m for m in here))
+        if isinstance(kind, fw.Obj) and hasattr(kind.cls, "_problems"):
+            needs.append(len(getattr(kind.cls, "CEL", ())) > 0)
+        if f.info.transition:
+            needs.append(
+                any(
+                    ("immutable" in m or "may only grow" in m) and path in m
+                    for r in rules.values()
+                    for m in [x["message"] for x in r]
+                )
+            )
+        assert all(needs), (path, here)
+        for message in here:
+            assert message.startswith(path), (path, message)
