@@ -176,6 +176,32 @@ class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml
         _Resolver.__init__(self)
         self.duplicates: list[FieldError] = []
 
+    def scan_to_next_token(self) -> None:
+        """PyYAML's, but a tab separates tokens where go-yaml lets it: in flow context and
+        after something on the line other than a block entry ``-`` or ``?`` (``key:\tvalue``);
+        never as indentation."""
+        if self.index == 0 and self.peek() == "\ufeff":
+            self.forward()
+        found = False
+        while not found:
+            while self.peek() == " " or (self.peek() == "\t" and self._tab_is_blank()):
+                self.forward()
+            if self.peek() == "#":
+                while self.peek() not in "\0\r\n\x85\u2028\u2029":
+                    self.forward()
+            if self.scan_line_break():
+                if not self.flow_level:
+                    self.allow_simple_key = True
+            else:
+                found = True
+
+    def _tab_is_blank(self) -> bool:
+        if self.flow_level:
+            return True
+        start = max(self.buffer.rfind("\n", 0, self.pointer), self.buffer.rfind("\r", 0, self.pointer)) + 1
+        before = self.buffer[start : self.pointer].rstrip(" \t")
+        return bool(before) and before[-1] not in "-?"
+
 
 def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:
     return to_plain(resolve_plain(node.value))
@@ -247,7 +273,7 @@ def _check_text(text: str, errs: _Errors) -> bool:
 def _check_depth(text: str, errs: _Errors) -> bool:
     """Refuse deep nesting from the event stream (iterative) before composing (recursive)."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 from conftest import EXAMPLE, NAMESPACE
-from k8s_util import wait_for
+from k8s_util import apply_under_relaxed_crd, wait_for
 
 from streampipeline import render
 from streampipeline.settings import Settings
@@ -345,33 +345,14 @@ def test_suspend_and_resume(pipeline, cp, kget):
     wait_for(lambda: _status(kget).get("phase") == "Running", 30, "phase Running after resume")
 
 
-def _apply_when_accepted(cp, doc: dict) -> None:
-    """``kubectl apply`` once the API server serves the CRD just replaced (it takes a moment)."""
-    deadline = time.monotonic() + 20
-    while cp.kubectl("apply", "-f", "-", input=json.dumps(doc), check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the relaxed CRD was never served"
-        time.sleep(0.5)
-
-
 def test_invalid_spec_fails_without_creating_anything(pipeline, cp, kget, operator):
     """A stored spec parse_spec rejects (a port above 65535, stored before the CRD got the
     rule: the API server and the model otherwise agree): phase Failed, the reason in the Ready
     condition, nothing created, no retry loop."""
-    from streampipeline.crd import crd_manifest
-
-    relaxed = crd_manifest()
-    schema = relaxed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    del schema["properties"]["spec"]["properties"]["kafka"]["properties"]["bootstrapServers"][
-        "x-kubernetes-validations"
-    ]
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["name"] = "broken"
     doc["spec"]["kafka"]["bootstrapServers"] = "kafka:99999"
-    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(relaxed))
-    try:
-        _apply_when_accepted(cp, doc)
-    finally:
-        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(crd_manifest()))
+    apply_under_relaxed_crd(cp, [doc])
     wait_for(lambda: _status(kget, "broken").get("phase") == "Failed", 20, "phase Failed")
     ready = _condition(kget, "Ready", "broken")
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
