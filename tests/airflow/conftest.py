@@ -154,3 +154,39 @@ def kubernetes_connection(kubeconfig: Path, namespace: str) -> dict[str, str]:
     """``AIRFLOW_CONN_KUBERNETES_DEFAULT``: the connection a user makes in the UI or CLI."""
     conn = {"conn_type": "kubernetes", "extra": {"kube_config_path": str(kubeconfig), "namespace": namespace}}
     return {"AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(conn)}
+
+
+# The real local run whose Parquet and progress the report and health tests read: its
+# own topic names on the suite's broker, which the cluster's pipeline names too.
+TOPICS = {"customers": "airflow-payments-customers", "transactions": "airflow-payments-transactions"}
+
+
+def pipeline_manifest() -> dict:
+    """The example with the tests' topic names (the deploy DAG's manifest file too)."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "k8s" / "examples" / "pipeline.yaml").read_text())
+    for role, name in TOPICS.items():
+        doc["spec"]["kafka"]["topics"][role]["name"] = name
+    return doc
+
+
+@pytest.fixture(scope="session")
+def real_run(kafka, tmp_path_factory):
+    """A bounded ``streampipeline run`` (real broker, real Spark job): its sink directory."""
+    from streampipeline.local.runner import LocalRun, RunOptions
+    from streampipeline.spec import load_manifest
+
+    doc = pipeline_manifest()
+    doc["spec"]["kafka"]["bootstrapServers"] = kafka.bootstrap_servers
+    doc["spec"]["generator"].update({"ratePerSecond": 0, "invalidRatio": 0.05, "customers": 300})
+    doc["spec"]["processing"]["trigger"] = "1s"
+    out = tmp_path_factory.mktemp("real-run") / "out"
+    run = LocalRun(load_manifest(doc), RunOptions(output=out, records=4000), printer=lambda s: None)
+    try:
+        summary = run.run()
+    finally:
+        run.close()
+    assert summary.complete, summary
+    assert summary.rows["transactions"] > 3000
+    return out
