@@ -29,7 +29,11 @@ DAGRUN = Path(__file__).with_name("dagrun.py")
 def _python311() -> str | None:
     for name in ("python3", "python3.13", "python3.12", "python3.11"):
         exe = shutil.which(name)
-        if exe and subprocess.run([exe, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]).returncode == 0:
+        if (
+            exe
+            and subprocess.run([exe, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]).returncode
+            == 0
+        ):
             return exe
     return None
 
@@ -38,13 +42,18 @@ def _python311() -> str | None:
 def airflow_venv() -> Path:
     python = os.environ.get("STREAMPIPELINE_AIRFLOW_PYTHON") or _python311()
     if python is None:
-        pytest.skip("Airflow 3.3's Kubernetes provider needs Python >= 3.11 (set STREAMPIPELINE_AIRFLOW_PYTHON)")
+        pytest.skip(
+            "Airflow 3.3's Kubernetes provider needs Python >= 3.11 (set STREAMPIPELINE_AIRFLOW_PYTHON)"
+        )
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     assert uv, "uv is missing: it is in the dev extra (make venv)"
     proc = subprocess.run(
-        ["bash", str(VENV_SCRIPT)], env={**os.environ, "UV": uv, "PYTHON": python},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        ["bash", str(VENV_SCRIPT)],
+        env={**os.environ, "UV": uv, "PYTHON": python},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, f"building the Airflow venv failed:\n{proc.stderr}"
     venv = Path(proc.stdout.strip().splitlines()[-1])
     assert (venv / "bin" / "airflow").is_file(), venv
@@ -92,15 +101,25 @@ class Airflow:
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.venv / "bin" / "airflow"), *args], env=self.env, cwd=self.home,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            [str(self.venv / "bin" / "airflow"), *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [str(self.venv / "bin" / "python"), str(DAGRUN), str(DAGS)], env=self.env, cwd=self.home,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [str(self.venv / "bin" / "python"), str(DAGRUN), str(DAGS)],
+            env=self.env,
+            cwd=self.home,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.ready = json.loads(self._line("READY "))
 
     def _line(self, prefix: str) -> str:
@@ -112,8 +131,13 @@ class Airflow:
             skipped.append(line)
         raise AssertionError(f"dagrun.py exited {self.proc.wait()}:\n{''.join(skipped[-60:])}")
 
-    def run(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None,
-            env: dict[str, str] | None = None) -> DagResult:  # fmt: skip
+    def run(
+        self,
+        dag_id: str,
+        conf: dict | None = None,
+        logical_date: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> DagResult:
         """One DAG run with ``dag.test()``; blocks until it ends."""
         assert self.proc is not None and self.proc.stdin is not None
         request = {"dag_id": dag_id, "conf": conf or {}, "logical_date": logical_date, "env": env or {}}

@@ -80,8 +80,9 @@ def _run(bag, req: dict) -> dict:
             for ti in dr.get_task_instances(session=session):
                 result["tasks"][ti.task_id] = str(ti.state)
                 row = session.scalars(
-                    XComModel.get_many(run_id=dr.run_id, key="return_value", dag_ids=dag.dag_id,
-                                       task_ids=ti.task_id)  # fmt: skip
+                    XComModel.get_many(
+                        run_id=dr.run_id, key="return_value", dag_ids=dag.dag_id, task_ids=ti.task_id
+                    )
                 ).first()
                 if row is not None:
                     result["xcom"][ti.task_id] = XComModel.deserialize_value(row)
@@ -91,8 +92,11 @@ def _run(bag, req: dict) -> dict:
 def main() -> None:
     dag_folder = sys.argv[1]
     bag, seen = _load(dag_folder)
-    print("READY " + json.dumps({"dags": sorted(bag.dags), "import_errors": bag.import_errors, "warnings": seen}),
-          flush=True)  # fmt: skip
+    print(
+        "READY "
+        + json.dumps({"dags": sorted(bag.dags), "import_errors": bag.import_errors, "warnings": seen}),
+        flush=True,
+    )
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -7,10 +7,19 @@ import subprocess
 
 from conftest import DAGS
 
-DAG_IDS = ["streampipeline_daily_report", "streampipeline_deploy", "streampipeline_health", "streampipeline_schedule"]
+DAG_IDS = [
+    "streampipeline_daily_report",
+    "streampipeline_deploy",
+    "streampipeline_health",
+    "streampipeline_schedule",
+]
 # What Airflow 3 raises for APIs it renamed or will remove (by class name: this process
 # does not import Airflow).
-AIRFLOW_DEPRECATIONS = ("RemovedInAirflow4Warning", "DeprecatedImportWarning", "AirflowProviderDeprecationWarning")
+AIRFLOW_DEPRECATIONS = (
+    "RemovedInAirflow4Warning",
+    "DeprecatedImportWarning",
+    "AirflowProviderDeprecationWarning",
+)
 
 
 def test_import_errors_empty_after_parsing(airflow):
@@ -50,8 +59,13 @@ def test_dag_files_run_with_deprecations_as_errors(airflow):
         "    print('ok', f)\n"
     )
     proc = subprocess.run(
-        [str(airflow.venv / "bin" / "python"), "-c", code], env=airflow.env, cwd=airflow.home,
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [str(airflow.venv / "bin" / "python"), "-c", code],
+        env=airflow.env,
+        cwd=airflow.home,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("ok ") == 4

@@ -4,7 +4,7 @@ independent pandas recomputation, to the cent."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,10 +36,14 @@ def expected(sink: Path, day: str, tz: str, top: int = 10) -> dict[str, pd.DataF
     df["cents"] = [int(a * 100) for a in df["amount"]]  # Decimal: exact
     out = {}
     for name, keys in {
-        "by_category": ["category"], "by_city": ["city"], "top_customers": ["customer_id"],
+        "by_category": ["category"],
+        "by_city": ["city"],
+        "top_customers": ["customer_id"],
         "by_period_state_age_band": ["year", "month", "state", "age_band"],
-    }.items():  # fmt: skip
-        g = df.groupby(keys, as_index=False).agg(transaction_count=("transaction_id", "size"), total_cents=("cents", "sum"))
+    }.items():
+        g = df.groupby(keys, as_index=False).agg(
+            transaction_count=("transaction_id", "size"), total_cents=("cents", "sum")
+        )
         if name == "top_customers":
             g = g.sort_values(["total_cents", "customer_id"], ascending=[False, True]).head(top)
         else:
@@ -83,7 +87,11 @@ def sink(real_run, tmp_path_factory) -> Path:
         part = rows.slice(i * 300, 300)
         base = datetime.fromisoformat(start.replace("Z", "+00:00"))
         times = [base + (t - first) % timedelta(hours=1) for t in part["event_time"].to_pylist()]
-        part = part.set_column(schema.get_field_index("event_time"), "event_time", pa.array(times, schema.field("event_time").type))
+        part = part.set_column(
+            schema.get_field_index("event_time"),
+            "event_time",
+            pa.array(times, schema.field("event_time").type),
+        )
         ids = pc.binary_join_element_wise(part["transaction_id"], pa.scalar(f"-synthetic{i}"), "")
         part = part.set_column(schema.get_field_index("transaction_id"), "transaction_id", ids)
         directory = dst / "transactions" / "year=2026" / f"month={month}"
@@ -93,7 +101,9 @@ def sink(real_run, tmp_path_factory) -> Path:
 
 
 def _report(airflow, sink: Path, logical_date: str, **conf):
-    result = airflow.run("streampipeline_daily_report", {"sink_path": str(sink), **conf}, logical_date=logical_date)
+    result = airflow.run(
+        "streampipeline_daily_report", {"sink_path": str(sink), **conf}, logical_date=logical_date
+    )
     assert result.ok, result.explain()
     return result.xcom["build_report"]
 

@@ -55,9 +55,17 @@ class Cluster:
 
     def _patch_status(self, kind: str, name: str, status: dict) -> None:
         self.cp.kubectl(
-            "patch", kind, name, "-n", NAMESPACE, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": status}), check=False,
-        )  # fmt: skip
+            "patch",
+            kind,
+            name,
+            "-n",
+            NAMESPACE,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+            check=False,
+        )
 
     def _drive_once(self) -> None:
         mode = self.mode
@@ -65,29 +73,50 @@ class Cluster:
             return
         for role in ("customers", "transactions"):
             topic = self.get("kafkatopic", f"{NAME}-{role}")
-            if topic and (topic.get("status") or {}).get("observedGeneration") != topic["metadata"]["generation"]:
-                self._patch_status("kafkatopic", topic["metadata"]["name"], {
-                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": _now()}],
-                    "observedGeneration": topic["metadata"]["generation"], "topicName": f"{NAME}-{role}",
-                })  # fmt: skip
+            if (
+                topic
+                and (topic.get("status") or {}).get("observedGeneration") != topic["metadata"]["generation"]
+            ):
+                self._patch_status(
+                    "kafkatopic",
+                    topic["metadata"]["name"],
+                    {
+                        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": _now()}],
+                        "observedGeneration": topic["metadata"]["generation"],
+                        "topicName": f"{NAME}-{role}",
+                    },
+                )
         selector = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=generator"
-        pods = json.loads(self.cp.kubectl("get", "pods", "-n", NAMESPACE, "-o", "json", "-l", selector).stdout)
+        pods = json.loads(
+            self.cp.kubectl("get", "pods", "-n", NAMESPACE, "-o", "json", "-l", selector).stdout
+        )
         for pod in pods["items"]:
             if (pod.get("status") or {}).get("phase") != "Running":
-                ready = [{"type": t, "status": "True", "lastTransitionTime": _now()} for t in ("Ready", "ContainersReady")]
+                ready = [
+                    {"type": t, "status": "True", "lastTransitionTime": _now()}
+                    for t in ("Ready", "ContainersReady")
+                ]
                 self._patch_status("pod", pod["metadata"]["name"], {"phase": "Running", "conditions": ready})
         app = self.get("sparkapplication", f"{NAME}-processor")
         if app:
             want = {
                 "ready": {"state": "RUNNING"},
-                "failed": {"state": "FAILED", "errorMessage": "driver container exited with code 137 (OOMKilled)"},
+                "failed": {
+                    "state": "FAILED",
+                    "errorMessage": "driver container exited with code 137 (OOMKilled)",
+                },
                 "rerun": {"state": "PENDING_RERUN"},
             }[mode]
             have = (app.get("status") or {}).get("applicationState") or {}
             if have.get("state") != want["state"]:
-                self._patch_status("sparkapplication", app["metadata"]["name"], {
-                    "applicationState": want, "driverInfo": {"podName": f"{NAME}-processor-driver"},
-                })  # fmt: skip
+                self._patch_status(
+                    "sparkapplication",
+                    app["metadata"]["name"],
+                    {
+                        "applicationState": want,
+                        "driverInfo": {"podName": f"{NAME}-processor-driver"},
+                    },
+                )
 
     def _drive(self) -> None:
         while not self._stop.is_set():
@@ -173,13 +202,19 @@ def test_deploy_applies_and_waits_for_ready(airflow, cluster, conn, manifest):
 
 def test_rerun_with_the_same_params_changes_nothing(airflow, cluster, conn, manifest):
     before = cluster.pipeline()
-    dep, app = cluster.get("deployment", f"{NAME}-generator"), cluster.get("sparkapplication", f"{NAME}-processor")
+    dep, app = (
+        cluster.get("deployment", f"{NAME}-generator"),
+        cluster.get("sparkapplication", f"{NAME}-processor"),
+    )
     result = _deploy(airflow, conn, manifest=str(manifest), rate_per_second=300)
     assert result.ok, result.explain()
     after = cluster.pipeline()
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert after["spec"] == before["spec"]
-    dep2, app2 = cluster.get("deployment", f"{NAME}-generator"), cluster.get("sparkapplication", f"{NAME}-processor")
+    dep2, app2 = (
+        cluster.get("deployment", f"{NAME}-generator"),
+        cluster.get("sparkapplication", f"{NAME}-processor"),
+    )
     assert dep2["metadata"]["generation"] == dep["metadata"]["generation"]
     assert app2["metadata"]["uid"] == app["metadata"]["uid"]
 
@@ -223,7 +258,9 @@ def test_deploy_fails_with_the_api_servers_message_on_a_rejected_spec(airflow, c
 
 def test_deploy_times_out_with_the_last_status(airflow, cluster, conn, manifest):
     cluster.mode = "off"  # nobody marks the new generator pods ready
-    result = _deploy(airflow, conn, manifest=str(manifest), rate_per_second=250, replicas=2, timeout_minutes=0.25)
+    result = _deploy(
+        airflow, conn, manifest=str(manifest), rate_per_second=250, replicas=2, timeout_minutes=0.25
+    )
     assert not result.ok
     assert "not Ready after 15s" in result.output
     assert "generator pods available" in result.output  # the operator's own message
@@ -234,9 +271,11 @@ def test_deploy_times_out_with_the_last_status(airflow, cluster, conn, manifest)
 def test_schedule_suspends_outside_business_hours_and_resumes(airflow, cluster, conn):
     # a Saturday noon in São Paulo: action auto suspends
     result = airflow.run(
-        "streampipeline_schedule", {"poll_seconds": 0.5, "timeout_minutes": 2},
-        logical_date="2026-11-28T12:00:00-03:00", env=conn,
-    )  # fmt: skip
+        "streampipeline_schedule",
+        {"poll_seconds": 0.5, "timeout_minutes": 2},
+        logical_date="2026-11-28T12:00:00-03:00",
+        env=conn,
+    )
     assert result.ok, result.explain()
     assert result.xcom["set_suspend"] == {"suspend": True, "phase": "Suspended"}
     sp = cluster.pipeline()
@@ -291,16 +330,29 @@ def test_health_checks_the_processors_lag_and_quarantine_share(airflow, cluster,
     quarantined = sum(progress["quarantined"].values())
     share = quarantined / read
     assert 0 < share < 0.2, share
-    common = {"sink_path": str(real_run), "bootstrap_servers": kafka.bootstrap_servers, "max_not_ready_minutes": 0}
+    common = {
+        "sink_path": str(real_run),
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "max_not_ready_minutes": 0,
+    }
 
-    strict = airflow.run("streampipeline_health", {**common, "max_lag": behind - 1, "max_quarantine_share": share / 2}, env=conn)
+    strict = airflow.run(
+        "streampipeline_health",
+        {**common, "max_lag": behind - 1, "max_quarantine_share": share / 2},
+        env=conn,
+    )
     assert not strict.ok
     assert f"the processor is {behind:,} records behind the topics' end offsets" in strict.output
-    assert f"{TOPICS['transactions']} {behind:,}" in strict.output and f"above max_lag={behind - 1}" in strict.output
+    assert (
+        f"{TOPICS['transactions']} {behind:,}" in strict.output
+        and f"above max_lag={behind - 1}" in strict.output
+    )
     assert f"quarantine share {share:.2%} ({quarantined:,} of {read:,} records)" in strict.output
     assert "by reason: " in strict.output
 
-    lenient = airflow.run("streampipeline_health", {**common, "max_lag": behind, "max_quarantine_share": share}, env=conn)
+    lenient = airflow.run(
+        "streampipeline_health", {**common, "max_lag": behind, "max_quarantine_share": share}, env=conn
+    )
     assert lenient.ok, lenient.explain()
     figures = lenient.xcom["check_health"]
     assert figures["lag"] == behind

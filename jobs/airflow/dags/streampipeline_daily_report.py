@@ -25,13 +25,20 @@ DOC = __doc__
     tags=["streampipeline"],
     doc_md=DOC,
     params={
-        "sink_path": Param("/data/streampipeline", type="string", minLength=1, description="the pipeline's sink as mounted on the worker"),
-        "report_path": Param("", type="string", description="where the dated reports go (default <sink_path>/reports/daily)"),
+        "sink_path": Param(
+            "/data/streampipeline",
+            type="string",
+            minLength=1,
+            description="the pipeline's sink as mounted on the worker",
+        ),
+        "report_path": Param(
+            "", type="string", description="where the dated reports go (default <sink_path>/reports/daily)"
+        ),
         "date": Param("", type="string", description="YYYY-MM-DD to report instead of the logical date"),
         "timezone": Param("UTC", type="string", description="the zone whose calendar day is reported"),
         "top_customers": Param(10, type="integer", minimum=1),
     },
-)  # fmt: skip
+)
 def streampipeline_daily_report():
     @task
     def build_report(params=None, dag_run=None) -> dict:
@@ -43,9 +50,12 @@ def streampipeline_daily_report():
         else:
             day = (dag_run.logical_date or dag_run.run_after).astimezone(timezone.utc).date()
         summary = report.run(
-            params["sink_path"], day, tz=params["timezone"], report_path=params["report_path"] or None,
+            params["sink_path"],
+            day,
+            tz=params["timezone"],
+            report_path=params["report_path"] or None,
             top=params["top_customers"],
-        )  # fmt: skip
+        )
         log.info("daily report: %s", summary)
         return summary
 

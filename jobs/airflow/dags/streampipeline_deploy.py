@@ -26,18 +26,34 @@ DOC = __doc__
     tags=["streampipeline"],
     doc_md=DOC,
     params={
-        "kubernetes_conn_id": Param("kubernetes_default", type="string", description="Airflow connection (type kubernetes) of the cluster"),
-        "manifest": Param("", type="string", description="path of a StreamPipeline YAML file on the worker (optional)"),
+        "kubernetes_conn_id": Param(
+            "kubernetes_default",
+            type="string",
+            description="Airflow connection (type kubernetes) of the cluster",
+        ),
+        "manifest": Param(
+            "", type="string", description="path of a StreamPipeline YAML file on the worker (optional)"
+        ),
         "name": Param("", type="string", description="metadata.name (overrides the manifest's)"),
-        "namespace": Param("", type="string", description="metadata.namespace (overrides the manifest's; default 'default')"),
-        "kafka_cluster": Param("", type="string", description="spec.kafka.cluster: the Strimzi Kafka (required without a manifest)"),
-        "rate_per_second": Param(None, type=["null", "integer"], minimum=0, description="spec.generator.ratePerSecond"),
+        "namespace": Param(
+            "", type="string", description="metadata.namespace (overrides the manifest's; default 'default')"
+        ),
+        "kafka_cluster": Param(
+            "",
+            type="string",
+            description="spec.kafka.cluster: the Strimzi Kafka (required without a manifest)",
+        ),
+        "rate_per_second": Param(
+            None, type=["null", "integer"], minimum=0, description="spec.generator.ratePerSecond"
+        ),
         "replicas": Param(None, type=["null", "integer"], minimum=0, description="spec.generator.replicas"),
         "suspend": Param(None, type=["null", "boolean"], description="spec.suspend"),
-        "timeout_minutes": Param(10, type="number", exclusiveMinimum=0, description="how long to wait for Ready"),
+        "timeout_minutes": Param(
+            10, type="number", exclusiveMinimum=0, description="how long to wait for Ready"
+        ),
         "poll_seconds": Param(5, type="number", exclusiveMinimum=0),
     },
-)  # fmt: skip
+)
 def streampipeline_deploy():
     @task
     def apply_pipeline(params=None) -> dict:
@@ -50,8 +66,11 @@ def streampipeline_deploy():
             meta = stored["metadata"]
             log.info(
                 "applied StreamPipeline %s/%s: generation %s, resourceVersion %s",
-                meta["namespace"], meta["name"], meta["generation"], meta["resourceVersion"],
-            )  # fmt: skip
+                meta["namespace"],
+                meta["name"],
+                meta["generation"],
+                meta["resourceVersion"],
+            )
             return {
                 "name": meta["name"],
                 "namespace": meta["namespace"],

@@ -28,13 +28,25 @@ DOC = __doc__
         "kubernetes_conn_id": Param("kubernetes_default", type="string"),
         "name": Param("payments", type="string", minLength=1),
         "namespace": Param("streampipeline", type="string", minLength=1),
-        "max_not_ready_minutes": Param(10, type="number", minimum=0, description="fail once Ready has been False this long"),
-        "sink_path": Param("", type="string", description="the pipeline's sink as mounted on the worker (enables the progress checks)"),
-        "bootstrap_servers": Param("", type="string", description="Kafka bootstrap address (enables the lag check; needs sink_path)"),
-        "max_lag": Param(100000, type=["null", "integer"], minimum=0, description="records behind the topics' end offsets"),
-        "max_quarantine_share": Param(0.05, type=["null", "number"], minimum=0, maximum=1, description="quarantined / records read"),
+        "max_not_ready_minutes": Param(
+            10, type="number", minimum=0, description="fail once Ready has been False this long"
+        ),
+        "sink_path": Param(
+            "",
+            type="string",
+            description="the pipeline's sink as mounted on the worker (enables the progress checks)",
+        ),
+        "bootstrap_servers": Param(
+            "", type="string", description="Kafka bootstrap address (enables the lag check; needs sink_path)"
+        ),
+        "max_lag": Param(
+            100000, type=["null", "integer"], minimum=0, description="records behind the topics' end offsets"
+        ),
+        "max_quarantine_share": Param(
+            0.05, type=["null", "number"], minimum=0, maximum=1, description="quarantined / records read"
+        ),
     },
-)  # fmt: skip
+)
 def streampipeline_health():
     @task
     def check_health(params=None) -> dict:

@@ -55,9 +55,12 @@ def streampipeline_schedule():
         def go() -> dict:
             when = dag_run.logical_date or dag_run.run_after
             suspend = wants_suspend(
-                params["action"], when, params["business_start_hour"], params["business_end_hour"],
+                params["action"],
+                when,
+                params["business_start_hour"],
+                params["business_end_hour"],
                 params["timezone"],
-            )  # fmt: skip
+            )
             api = custom_objects(params["kubernetes_conn_id"])
             if kube.get(api, params["name"], params["namespace"]) is None:
                 raise kube.PipelineFailed(
@@ -66,14 +69,23 @@ def streampipeline_schedule():
                 )
             patch = kube.suspend_patch(params["name"], params["namespace"], suspend)
             stored = kube.apply(api, patch, field_manager=kube.SCHEDULE_MANAGER)
-            log.info("%s StreamPipeline %s/%s (run at %s)", "suspending" if suspend else "resuming",
-                     params["namespace"], params["name"], when.isoformat())  # fmt: skip
+            log.info(
+                "%s StreamPipeline %s/%s (run at %s)",
+                "suspending" if suspend else "resuming",
+                params["namespace"],
+                params["name"],
+                when.isoformat(),
+            )
             obj = kube.wait_for_phase(
-                api, params["name"], params["namespace"], "Suspended" if suspend else "Ready",
+                api,
+                params["name"],
+                params["namespace"],
+                "Suspended" if suspend else "Ready",
                 generation=stored["metadata"]["generation"],
-                timeout=float(params["timeout_minutes"]) * 60, poll=float(params["poll_seconds"]),
+                timeout=float(params["timeout_minutes"]) * 60,
+                poll=float(params["poll_seconds"]),
                 log=log.info,
-            )  # fmt: skip
+            )
             return {"suspend": suspend, "phase": obj["status"]["phase"]}
 
         return failing_clearly(go)

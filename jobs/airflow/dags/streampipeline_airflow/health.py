@@ -26,7 +26,9 @@ def kafka_topics(pipeline: Mapping[str, Any]) -> list[str]:
     """The Kafka topic names the pipeline reads (spec.kafka.topics.*.name, else the defaults)."""
     name = (pipeline.get("metadata") or {}).get("name")
     topics = (((pipeline.get("spec") or {}).get("kafka") or {}).get("topics")) or {}
-    return [(topics.get(role) or {}).get("name") or f"{name}-{role}" for role in ("customers", "transactions")]
+    return [
+        (topics.get(role) or {}).get("name") or f"{name}-{role}" for role in ("customers", "transactions")
+    ]
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,20 @@ def read_progress(sink_path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def end_offsets(bootstrap_servers: str, topics: list[str], timeout: float = 10.0) -> dict[str, dict[str, int]]:
+def end_offsets(
+    bootstrap_servers: str, topics: list[str], timeout: float = 10.0
+) -> dict[str, dict[str, int]]:
     """High watermark of every partition of ``topics`` (confluent-kafka, no consumer group)."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": "streampipeline-airflow-health",
-         "enable.auto.commit": False, "log_level": 0}
-    )  # fmt: skip
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "streampipeline-airflow-health",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
     try:
         meta = consumer.list_topics(timeout=timeout)
         out: dict[str, dict[str, int]] = {}
@@ -76,7 +84,7 @@ def end_offsets(bootstrap_servers: str, topics: list[str], timeout: float = 10.0
             if topic not in meta.topics or meta.topics[topic].error is not None:
                 raise RuntimeError(f"Kafka topic {topic!r} not found at {bootstrap_servers}")
             for p in meta.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
                 out.setdefault(topic, {})[str(p)] = int(high)
         return out
     finally:
@@ -114,9 +122,7 @@ def evaluate(
     elif phase == "Suspended":
         h.notes.append(f"{ref} is Suspended (spec.suspend): readiness not checked")
     elif ready.get("status") != "True":
-        since = _parse_time(ready.get("lastTransitionTime")) or _parse_time(
-            meta.get("creationTimestamp")
-        )
+        since = _parse_time(ready.get("lastTransitionTime")) or _parse_time(meta.get("creationTimestamp"))
         minutes = (now - since).total_seconds() / 60 if since else 0.0
         h.figures["not_ready_minutes"] = round(minutes, 1)
         text = f"{ref} not Ready for {minutes:.1f} min (phase {phase}): {message or 'no message'}"
@@ -152,9 +158,10 @@ def evaluate(
             total = sum(per_topic.values())
             h.figures.update(lag=total, lag_by_topic=per_topic)
             if thresholds.max_lag is not None and total > thresholds.max_lag:
+                topics = ", ".join(f"{t} {n:,}" for t, n in per_topic.items())
                 h.problems.append(
                     f"{ref}: the processor is {total:,} records behind the topics' end offsets "
-                    f"({', '.join(f'{t} {n:,}' for t, n in per_topic.items())}), above max_lag={thresholds.max_lag:,}"
+                    f"({topics}), above max_lag={thresholds.max_lag:,}"
                 )
         else:
             h.notes.append("lag not checked (param bootstrap_servers unset)")

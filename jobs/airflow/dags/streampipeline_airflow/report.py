@@ -35,7 +35,7 @@ TABLES = {
 }
 COLUMNS = ("transaction_id", "customer_id", "event_time", "amount", "category", "city", "state", "age_band")
 
-__all__ = ["TABLES", "day_window", "daily_report", "read_day", "write_report"]
+__all__ = ["TABLES", "daily_report", "day_window", "read_day", "write_report"]
 
 
 def day_window(day: date, tz: str = "UTC") -> tuple[datetime, datetime]:
@@ -93,7 +93,9 @@ def _rollup(t: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     total_cents = pc.cast(g["cents_sum"], pa.int64())
     out = {k: g[k] for k in keys}
     out["transaction_count"] = pc.cast(g["transaction_id_count"], pa.int64())
-    out["total_amount"] = pc.divide(pc.cast(total_cents, pa.decimal128(20, 0)), pa.scalar(100, pa.decimal128(3, 0)))
+    out["total_amount"] = pc.divide(
+        pc.cast(total_cents, pa.decimal128(20, 0)), pa.scalar(100, pa.decimal128(3, 0))
+    )
     out["total_amount"] = pc.cast(out["total_amount"], AMOUNT)
     out["total_cents"] = total_cents
     return pa.table(out)
@@ -136,8 +138,9 @@ def write_report(tables: dict[str, pa.Table], report_root: str | Path, day: date
     return final
 
 
-def run(sink_path: str | Path, day: date, *, tz: str = "UTC", report_path: str | None = None,
-        top: int = 10) -> dict[str, Any]:  # fmt: skip
+def run(
+    sink_path: str | Path, day: date, *, tz: str = "UTC", report_path: str | None = None, top: int = 10
+) -> dict[str, Any]:
     """Read, compute and write one day's report; return what a log line or XCom should show."""
     rows = read_day(Path(sink_path) / "transactions", day, tz)
     tables = daily_report(rows, top)
@@ -151,6 +154,8 @@ def run(sink_path: str | Path, day: date, *, tz: str = "UTC", report_path: str |
         "path": str(target),
         "transactions": rows.num_rows,
         "total_amount": f"{total // 100}.{total % 100:02d}",
-        "months": sorted({f"{y}-{m:02d}" for y, m in zip(rows["year"].to_pylist(), rows["month"].to_pylist())}),
+        "months": sorted(
+            {f"{y}-{m:02d}" for y, m in zip(rows["year"].to_pylist(), rows["month"].to_pylist())}
+        ),
         "rows": {name: t.num_rows for name, t in tables.items()},
     }
