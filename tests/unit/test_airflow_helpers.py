@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "jobs" / "airflow" / "dags"))
 
-from streampipeline_airflow import health, kube, report  # noqa: E402
+from streampipeline_airflow import health, kube, report
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -41,8 +41,11 @@ def test_failed_always_fails_and_suspended_is_not_judged():
 
 
 def test_lag_and_quarantine_share():
-    progress = {"input": {"tx": 90, "p-customers": 10}, "quarantined": {"malformed_json": 5},
-                "offsets": {"tx": {"0": 50, "1": 40}}}  # fmt: skip
+    progress = {
+        "input": {"tx": 90, "p-customers": 10},
+        "quarantined": {"malformed_json": 5},
+        "offsets": {"tx": {"0": 50, "1": 40}},
+    }
     ends = {"p-customers": {"0": 10}, "tx": {"0": 55, "1": 40, "2": 3}}
     assert health.lag(progress, ends) == {"p-customers": 10, "tx": 8}  # unread partitions count from 0
     assert health.kafka_topics(_pipeline("Running", "True", NOW)) == ["p-customers", "tx"]
@@ -50,14 +53,21 @@ def test_lag_and_quarantine_share():
     h = health.evaluate(_pipeline("Running", "True", NOW), t, progress=progress, ends=ends, now=NOW)
     assert (h.figures["lag"], h.figures["quarantine_share"]) == (18, 0.05)  # a share at the limit passes
     assert [p.split(": ", 1)[1][:20] for p in h.problems] == ["the processor is 18 "]
-    assert health.evaluate(_pipeline("Running", "True", NOW), health.Thresholds(max_lag=18), progress=progress,
-                           ends=ends, now=NOW).ok  # fmt: skip
+    assert health.evaluate(
+        _pipeline("Running", "True", NOW),
+        health.Thresholds(max_lag=18),
+        progress=progress,
+        ends=ends,
+        now=NOW,
+    ).ok
 
 
 def test_desired_manifest_overlays_params_on_the_file(tmp_path):
     f = tmp_path / "p.yaml"
-    f.write_text("apiVersion: streampipeline.io/v1alpha1\nkind: StreamPipeline\nmetadata: {name: a}\n"
-                 "spec: {kafka: {cluster: k}, generator: {ratePerSecond: 5}}\nstatus: {phase: Running}\n")  # fmt: skip
+    f.write_text(
+        "apiVersion: streampipeline.io/v1alpha1\nkind: StreamPipeline\nmetadata: {name: a}\n"
+        "spec: {kafka: {cluster: k}, generator: {ratePerSecond: 5}}\nstatus: {phase: Running}\n"
+    )
     doc = kube.desired_manifest(
         {"manifest": str(f), "rate_per_second": 7, "replicas": None, "suspend": False}
     )
