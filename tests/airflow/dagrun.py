@@ -62,7 +62,9 @@ def _run(bag, req: dict) -> dict:
     from airflow.utils.session import create_session
 
     os.environ.update(req.get("env") or {})  # e.g. AIRFLOW_CONN_KUBERNETES_DEFAULT
-    dag = bag.dags[req["dag_id"]]
+    # A fresh parse for every run: dag.test() merges the run's conf into the DAG object's
+    # params, which would otherwise leak into the next run of the same DAG.
+    dag = _load(bag.dag_folder)[0].dags[req["dag_id"]]
     logical = req.get("logical_date")
     kwargs = {"run_conf": req.get("conf") or {}}
     if logical:
