@@ -83,3 +83,35 @@ def test_a_local_day_can_span_two_utc_months():
     assert (start.isoformat(), end.isoformat()) == ("2026-11-30T03:00:00+00:00", "2026-12-01T03:00:00+00:00")
     assert report._months(start, end) == [(2026, 11), (2026, 12)]
     assert report._months(*report.day_window(date(2026, 12, 31))) == [(2026, 12)]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_airflow_stays_out_of_the_project_and_its_images():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = [*project["dependencies"], *(d for ds in project["optional-dependencies"].values() for d in ds)]
+    assert not [p for p in pins if "airflow" in p.lower()]
+    assert project["optional-dependencies"]["operator"].count("kubernetes==34.1.0") == 1  # not the provider's
+    for dockerfile in (ROOT / "images").glob("*/Dockerfile"):
+        assert "airflow" not in dockerfile.read_text().lower(), dockerfile
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert not any(p.startswith("streampipeline_airflow") or p.startswith("airflow") for p in find["include"])
+
+
+def test_the_airflow_lock_pins_every_package_with_hashes():
+    lock = (ROOT / "jobs" / "airflow" / "requirements.lock").read_text()
+    pins = [ln for ln in lock.splitlines() if ln and not ln[0].isspace() and not ln.startswith("#")]
+    assert len(pins) > 100
+    assert all("==" in p and p.endswith("\\") for p in pins), [p for p in pins if "==" not in p][:3]
+    wanted = [
+        ln
+        for ln in (ROOT / "jobs" / "airflow" / "requirements.in").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
+    for requirement in wanted:
+        assert any(p.startswith(requirement + " ") or p.startswith(requirement + ";") for p in pins), (
+            requirement
+        )
