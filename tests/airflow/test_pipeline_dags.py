@@ -47,7 +47,9 @@ class Cluster:
         self._thread = threading.Thread(target=self._drive, daemon=True)
 
     def get(self, kind: str, name: str) -> dict | None:
-        out = self.cp.kubectl("get", kind, name, "-n", NAMESPACE, "-o", "json", "--ignore-not-found").stdout
+        out = self.cp.kubectl(
+            "get", kind, name, "-n", NAMESPACE, "-o", "json", "--ignore-not-found", "--show-managed-fields"
+        ).stdout
         return json.loads(out) if out.strip() else None
 
     def pipeline(self) -> dict:

@@ -111,7 +111,7 @@ def apply(api: Any, manifest: Mapping[str, Any], field_manager: str = DEPLOY_MAN
     :class:`PipelineFailed` with the server's message."""
     meta = manifest["metadata"]
     try:
-        return api.patch_namespaced_custom_object(
+        api.patch_namespaced_custom_object(
             GROUP,
             VERSION,
             meta["namespace"],
@@ -128,6 +128,11 @@ def apply(api: Any, manifest: Mapping[str, Any], field_manager: str = DEPLOY_MAN
         raise PipelineFailed(
             f"the API server rejected StreamPipeline {meta['namespace']}/{meta['name']}: {_api_error(exc)}"
         ) from exc
+    # The client does not decode an apply-patch answer (it returns None): read it back.
+    stored = get(api, meta["name"], meta["namespace"])
+    if stored is None:
+        raise PipelineFailed(f"StreamPipeline {meta['namespace']}/{meta['name']} vanished right after apply")
+    return stored
 
 
 def get(api: Any, name: str, namespace: str) -> dict[str, Any] | None:
