@@ -283,7 +283,10 @@ def test_schedule_suspends_outside_business_hours_and_resumes(airflow, cluster, 
     sp = cluster.pipeline()
     assert sp["spec"]["suspend"] is True and sp["status"]["phase"] == "Suspended"
     assert sp["spec"]["generator"]["ratePerSecond"] == 250  # the deploy DAG's fields are kept
-    assert cluster.get("sparkapplication", f"{NAME}-processor") is None  # the operator stopped the job
+    deadline = time.monotonic() + 60  # the operator stops the job (a foreground deletion)
+    while cluster.get("sparkapplication", f"{NAME}-processor") is not None:
+        assert time.monotonic() < deadline, "the SparkApplication was not deleted on suspend"
+        time.sleep(0.5)
     managers = {m["manager"] for m in sp["metadata"]["managedFields"]}
     assert {"streampipeline-airflow-deploy", "streampipeline-airflow-schedule"} <= managers
 
