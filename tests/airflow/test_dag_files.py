@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import DAGS
+from airflow_util import DAGS
 
 DAG_IDS = [
     "streampipeline_daily_report",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TOPICS, kubernetes_connection, pipeline_manifest
+from airflow_util import TOPICS, kubernetes_connection, pipeline_manifest
 
 pytestmark = pytest.mark.k8s
 
