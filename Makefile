@@ -59,8 +59,20 @@ image-tools: ## apt-get install what the image tests need (docker.io, debootstra
 	fi
 
 .PHONY: test
-test: jars k8s-tools image-tools ## install everything and run the whole suite (unit, real Kafka/Spark, real k8s control plane)
+test: jars k8s-tools image-tools airflow-venv ## install everything and run the whole suite (unit, real Kafka/Spark, real k8s control plane, images, Airflow)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# --- Airflow: the DAGs of jobs/airflow/ are tested in their own locked virtualenv -------
+AIRFLOW_LOCK := jobs/airflow/requirements.lock
+
+.PHONY: airflow-venv
+airflow-venv: venv ## build the Airflow 3 virtualenv the DAG tests use (cached by the lock's hash)
+	UV=$(VENV)/bin/uv PYTHON=$(PYTHON) bash jobs/airflow/venv.sh
+
+.PHONY: airflow-lock
+airflow-lock: venv ## re-resolve jobs/airflow/requirements.in into the hash-locked requirements.lock
+	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv pip compile -q --universal --python-version 3.11 \
+	  --generate-hashes -o $(AIRFLOW_LOCK) jobs/airflow/requirements.in
 
 .PHONY: test-unit
 test-unit: venv ## fast tests only (no broker, no Spark streaming)
