@@ -291,6 +291,28 @@ class TopicSpec:
         default=FrozenMap(),
     )
 
+    # The job measures deduplication, enrichment and lateness in Kafka time, so a topic
+    # must carry the broker's clock (see spjobs.kafka_time); the same rule as CEL for the CRD.
+    CEL: ClassVar = (
+        (
+            f"!has(self.config) || !('{TIMESTAMP_TYPE}' in self.config) || "
+            f"self.config['{TIMESTAMP_TYPE}'] == '{LOG_APPEND_TIME}'",
+            "config",
+            f"{TIMESTAMP_TYPE} must be {LOG_APPEND_TIME} (the broker's clock: producers must not "
+            f"steer the job's time); remove it, the pipeline's topics always use {LOG_APPEND_TIME}",
+        ),
+    )
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        stamped = self.config.get(TIMESTAMP_TYPE, LOG_APPEND_TIME)
+        if stamped != LOG_APPEND_TIME:
+            yield (
+                "config",
+                f"{TIMESTAMP_TYPE} must be {LOG_APPEND_TIME} (the broker's clock: producers must not "
+                f"steer the job's time), got {stamped!r}; remove it, the pipeline's topics always "
+                f"use {LOG_APPEND_TIME}",
+            )
+
     def resolved_name(self, pipeline_name: str) -> str:
         """``name`` if set, else ``<pipeline name>-<role>``."""
         return self.name or f"{pipeline_name}-{self.ROLE}"
@@ -760,15 +782,6 @@ def _finish(
     pipeline = None
     if not any(part is _INVALID for part in (name, namespace, spec, labels, annotations)):
         pipeline = StreamPipeline(name, namespace, spec, labels, annotations)
-        for role in ("customers", "transactions"):
-            stamped = getattr(spec.kafka.topics, role).config.get(TIMESTAMP_TYPE, LOG_APPEND_TIME)
-            if stamped != LOG_APPEND_TIME:
-                errs.add(
-                    f'spec.kafka.topics.{role}.config["{TIMESTAMP_TYPE}"]',
-                    f"must be {LOG_APPEND_TIME} (the broker's clock; the job measures deduplication, "
-                    f"enrichment and lateness in Kafka time, so producers must not set it), got "
-                    f"{stamped!r}: remove it, the pipeline's topics always use {LOG_APPEND_TIME}",
-                )
         customers, transactions = pipeline.customers_topic, pipeline.transactions_topic
         if customers == transactions:
             errs.add(

@@ -37,6 +37,12 @@ CASES = [
     ("cluster-too-long", "spec/kafka/cluster", "c" * 48, "spec.kafka.cluster"),
     ("bootstrap-no-port", "spec/kafka/bootstrapServers", "kafka", "spec.kafka.bootstrapServers"),
     (
+        "topic-create-time",
+        "spec/kafka/topics/transactions/config",
+        {"message.timestamp.type": "CreateTime"},
+        "spec.kafka.topics.transactions.config",
+    ),
+    (
         "partitions-zero",
         "spec/kafka/topics/customers/partitions",
         0,
