@@ -38,12 +38,17 @@ run: jars ## run the example pipeline locally (embedded Kafka + local Spark), th
 	$(VENV)/bin/streampipeline run $(EXAMPLE) --records $(RECORDS) --output $(OUTPUT) --fresh --summary-json $(OUTPUT)-summary.json
 
 .PHONY: k8s-tools
-k8s-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm from Go modules (cached)
+k8s-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm and the test node's kube-scheduler, kubelet, kube-proxy, coredns from Go modules (cached)
 	bash tests/harness/k8s/build.sh
+	bash tests/harness/k8s/build.sh node
 
 .PHONY: test
 test: jars k8s-tools ## install everything and run the whole suite (unit, real Kafka/Spark, real k8s control plane)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-node
+test-node: venv k8s-tools ## the tests on a real node (root: containerd, kubelet, kube-proxy, CoreDNS)
+	$(PY) -m pytest tests/node $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## fast tests only (no broker, no Spark streaming)

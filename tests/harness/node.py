@@ -446,6 +446,7 @@ disabled_plugins = [
 
 [{cri}.containerd.runtimes.runc.options]
   SystemdCgroup = false
+  Root = "{d / "runc"}"
 
 [{cri}.cni]
   bin_dir = "{self._cni_bin_dir()}"

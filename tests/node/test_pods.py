@@ -184,16 +184,25 @@ def test_a_claim_gets_a_host_path_volume_a_non_root_pod_can_write(node: NodeClus
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Mi"}}},
     }
     apply(node, claim)
+    # Bound, and the harness has opened the provisioner's root-only directory to every user.
+    deadline = time.monotonic() + 60
+    while True:
+        pvc = json.loads(node.kubectl("get", "pvc", "data", "-n", NAMESPACE, "-o", "json").stdout)
+        volume = pvc["spec"].get("volumeName")
+        if pvc.get("status", {}).get("phase") == "Bound" and volume:
+            pv = json.loads(node.kubectl("get", "pv", volume, "-o", "json").stdout)
+            host_dir = Path(pv["spec"]["hostPath"]["path"])
+            if host_dir.is_dir() and host_dir.stat().st_mode & 0o777 == 0o777:
+                break
+        assert time.monotonic() < deadline, f"claim not bound to a writable directory: {pvc}"
+        time.sleep(0.5)
     writer = restricted_pod(
         "writer", ["sh", "-c", "echo written-by-$(id -u) > /data/proof && cat /data/proof"]
     )
     writer["spec"]["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "data"}})
     writer["spec"]["containers"][0]["volumeMounts"].append({"name": "data", "mountPath": "/data"})
     assert run_to_completion(node, writer).strip() == "written-by-65534"
-    pvc = json.loads(node.kubectl("get", "pvc", "data", "-n", NAMESPACE, "-o", "json").stdout)
-    pv = json.loads(node.kubectl("get", "pv", pvc["spec"]["volumeName"], "-o", "json").stdout)
     assert pv["spec"]["storageClassName"] == "standard"
-    host_dir = Path(pv["spec"]["hostPath"]["path"])
     assert (host_dir / "proof").read_text() == "written-by-65534\n"
 
 
