@@ -12,7 +12,8 @@ their inputs:
 - :func:`pause_archive` — the pod sandbox image: the static C program
   ``k8s/pause/pause.c`` alone in a FROM-scratch image (stands in for registry.k8s.io/pause).
 - :func:`debian_archive` — a Debian bookworm ``minbase`` root filesystem from debootstrap
-  plus ``busybox`` (for ``httpd``, ``wget`` and ``nslookup`` in test pods).
+  plus ``busybox``, with ``wget``, ``nslookup``, ``httpd`` and ``nc`` on ``PATH`` (test pods,
+  and the chart's ``helm test`` pod, which runs ``wget``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("busybox",)
 DEBIAN_IMAGE = f"streampipeline.local/debian:{DEBIAN_SUITE}-minbase"
 # Bump when the recipe below changes in a way the cache key does not capture.
-DEBIAN_RECIPE = "1"
+DEBIAN_RECIPE = "2"
+# busybox applets linked into /usr/local/bin (no others: they would shadow coreutils).
+BUSYBOX_APPLETS = ("wget", "nslookup", "httpd", "nc")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -162,7 +165,7 @@ def debian_archive(mirror: str | None = None) -> Path:
     ``mirror`` defaults to ``$STREAMPIPELINE_DEBIAN_MIRROR`` or deb.debian.org.
     """
     mirror = mirror or os.environ.get("STREAMPIPELINE_DEBIAN_MIRROR") or DEFAULT_MIRROR
-    recipe = f"{DEBIAN_SUITE} minbase {','.join(DEBIAN_PACKAGES)} {DEBIAN_IMAGE} r{DEBIAN_RECIPE}"
+    recipe = f"{DEBIAN_SUITE} minbase {DEBIAN_PACKAGES} {BUSYBOX_APPLETS} {DEBIAN_IMAGE} r{DEBIAN_RECIPE}"
     key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     out = cache_dir() / f"debian-{DEBIAN_SUITE}-minbase-{key}.tar"
     if out.is_file():
@@ -191,6 +194,8 @@ def debian_archive(mirror: str | None = None) -> Path:
             for entry in (rootfs / sub).glob("*"):
                 if entry.is_file():
                     entry.unlink()
+        for applet in BUSYBOX_APPLETS:
+            (rootfs / "usr" / "local" / "bin" / applet).symlink_to("/bin/busybox")
         layer = Path(tmp) / "layer.tar"
         subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(layer), "."], check=True)
         return docker_archive(out, DEBIAN_IMAGE, [layer], cmd=["bash"])

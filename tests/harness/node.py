@@ -61,6 +61,7 @@ LOCK_PATH = Path("/run/lock/streampipeline-node.lock")
 HOSTPATH_PV_ROOT = Path("/tmp/hostpath_pv")  # where kube-controller-manager's provisioner writes
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")  # kubelet's legacy symlinks (a fixed path)
+DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")  # the device manager's fixed socket dir
 # Host settings the kubelet (protectKernelDefaults: false), the CNI plugins or kube-proxy may
 # change; recorded before start and written back on stop.
 RESTORED_SYSCTLS = (
@@ -173,6 +174,7 @@ class NodeCluster(ControlPlane):
         self._lock_file = None
         self._sysctls: dict[str, str] = {}
         self._created_log_links_dir = False
+        self._created_var_lib_kubelet = False
         self._pv_dirs: set[Path] = set()
         self._pv_stop = threading.Event()
         self._pv_thread: threading.Thread | None = None
@@ -535,6 +537,7 @@ disabled_plugins = [
         (d / "config.yaml").write_text(yaml.safe_dump(config))
         kubeconfig = self._client_kubeconfig("kubelet")
         self._created_log_links_dir = not CONTAINER_LOG_LINKS.exists()
+        self._created_var_lib_kubelet = not DEVICE_PLUGINS.parent.exists()
         proc = self._spawn(
             "kubelet",
             [
@@ -744,7 +747,7 @@ disabled_plugins = [
         if (self.node_bin_dir / "kube-proxy").is_file():
             _sh(str(self.node_bin_dir / "kube-proxy"), "--cleanup", check=False)
         for table in ("filter", "nat", "mangle"):
-            for chain in ("KUBE-KUBELET-CANARY", "KUBE-FIREWALL"):
+            for chain in ("KUBE-KUBELET-CANARY", "KUBE-FIREWALL", "KUBE-IPTABLES-HINT"):
                 if any(ln.startswith(f":{chain} ") for ln in _iptables_lines(table)):
                     for line in _iptables_lines(table):
                         if f"-j {chain}" in line and line.startswith("-A "):
@@ -786,6 +789,11 @@ disabled_plugins = [
             if self._created_log_links_dir:
                 with contextlib.suppress(OSError):
                     CONTAINER_LOG_LINKS.rmdir()
+        if self._created_var_lib_kubelet:
+            with contextlib.suppress(OSError):
+                (DEVICE_PLUGINS / "kubelet.sock").unlink(missing_ok=True)
+                DEVICE_PLUGINS.rmdir()
+                DEVICE_PLUGINS.parent.rmdir()
 
     def _find_leftovers(self, node_dir: Path | None) -> list[str]:
         found = []
@@ -799,8 +807,10 @@ disabled_plugins = [
             ]
         if node_dir is not None:
             found += [f"mount {m}" for m in _mounts_under([node_dir])]
-            if node_dir.exists():
+            if node_dir.exists() and not self.keep_workdir:
                 found.append(f"directory {node_dir}")
+        if self._created_var_lib_kubelet and DEVICE_PLUGINS.parent.exists():
+            found.append(f"directory {DEVICE_PLUGINS.parent}")
         found += [f"cgroup {p}" for p in CGROUP_ROOT.glob("*/kubepods")]
         found += [f"process {pid} (shim)" for pid in _pids() if self._is_our_shim(pid)]
         found += [f"process {p.name}" for p in self._procs if p.alive()]
