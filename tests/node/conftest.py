@@ -17,10 +17,6 @@ from harness.node import NodeCluster, ensure_node_binaries
 from node_util import NAMESPACE
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "node: needs the real node (root, containerd)")
-
-
 def _go_available() -> bool:
     return bool(shutil.which("go")) or Path("/usr/local/go/bin/go").is_file()
 
