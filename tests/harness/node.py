@@ -32,7 +32,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -208,7 +210,8 @@ class NodeCluster(ControlPlane):
         pause = pause_archive()
         self._acquire_lock()
         try:
-            self._clean_host()  # what a killed earlier run may have left (we hold the lock)
+            self._clean_stale_run()  # what a killed earlier run left (we hold the lock)
+            self._clean_host()
             self._sysctls = {n: v for n in RESTORED_SYSCTLS if (v := _read_sysctl(n)) is not None}
             self._create_bridge()
         except BaseException:
@@ -742,6 +745,46 @@ disabled_plugins = [
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def _clean_stale_run(self) -> None:
+        """Stop what a killed earlier node left running: its pods' processes and its shims.
+
+        A SIGKILLed test process takes containerd and the kubelet with it (PDEATHSIG), but
+        containers and their shims are meant to outlive containerd. We hold the machine's
+        node lock, so anything in the ``kubepods`` cgroups, and any shim serving a
+        ``streampipeline-cp-*`` containerd whose socket is gone, belongs to a dead run.
+        """
+        stale_shims = []
+        for pid in _pids():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if not argv or not argv[0].endswith("containerd-shim-runc-v2") or "-address" not in argv:
+                continue
+            address = argv[argv.index("-address") + 1] if argv.index("-address") + 1 < len(argv) else ""
+            ours = "/streampipeline-cp-" in address and address.endswith("/node/containerd/containerd.sock")
+            if ours and not _socket_alive(address):
+                stale_shims.append(pid)
+        pod_pids = set()
+        for procs in CGROUP_ROOT.glob("*/kubepods/**/cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                pod_pids.update(int(x) for x in procs.read_text().split())
+        for pid in [*stale_shims, *pod_pids]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        # Their mounts (rootfs overlays, netns, kubelet volumes) under a work dir that is gone
+        # or whose containerd is: unmount them so the directories can be removed.
+        stale_dirs = {
+            Path(m.split("/node/", 1)[0])
+            for m in _mounts_under([Path(tempfile.gettempdir())])
+            if "/streampipeline-cp-" in m and "/node/" in m
+        }
+        for workdir in stale_dirs:
+            if not _socket_alive(str(workdir / "node" / "containerd" / "containerd.sock")):
+                for point in _mounts_under([workdir]):
+                    if _sh("umount", point, check=False).returncode != 0:
+                        _sh("umount", "-l", point, check=False)
+
     def _clean_host(self) -> None:
         """Undo every machine-wide change a node makes (idempotent; runs under the lock)."""
         if (self.node_bin_dir / "kube-proxy").is_file():
@@ -882,6 +925,17 @@ def _normalise(ref: str) -> str:
 def _closed_port() -> int:
     """A loopback port nobody listens on (bound and released: connections are refused)."""
     return _free_port()
+
+
+def _socket_alive(path: str) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def _pids() -> list[int]:
