@@ -779,6 +779,14 @@ disabled_plugins = [
             for m in _mounts_under([Path(tempfile.gettempdir())])
             if "/streampipeline-cp-" in m and "/node/" in m
         }
+        # The device manager's fixed socket dir, left by a kubelet that did not stop.
+        sock = DEVICE_PLUGINS / "kubelet.sock"
+        only_ours = DEVICE_PLUGINS.is_dir() and [p.name for p in DEVICE_PLUGINS.iterdir()] == [sock.name]
+        if only_ours and not _socket_alive(str(sock)):
+            with contextlib.suppress(OSError):
+                sock.unlink()
+                DEVICE_PLUGINS.rmdir()
+                DEVICE_PLUGINS.parent.rmdir()  # only if empty: a real kubelet's stays
         for workdir in stale_dirs:
             if not _socket_alive(str(workdir / "node" / "containerd" / "containerd.sock")):
                 for point in _mounts_under([workdir]):
