@@ -12,8 +12,8 @@ their inputs:
 - :func:`pause_archive` — the pod sandbox image: the static C program
   ``k8s/pause/pause.c`` alone in a FROM-scratch image (stands in for registry.k8s.io/pause).
 - :func:`debian_archive` — a Debian bookworm ``minbase`` root filesystem from debootstrap
-  plus ``busybox``, with ``wget``, ``nslookup``, ``httpd`` and ``nc`` on ``PATH`` (test pods,
-  and the chart's ``helm test`` pod, which runs ``wget``).
+  plus ``busybox`` (``nslookup``, ``httpd`` and ``nc`` on ``PATH``) and GNU ``wget`` (test pods,
+  and the chart's ``helm test`` pod, which runs ``wget -q -O- -T 5``).
 """
 
 from __future__ import annotations
@@ -47,12 +47,14 @@ PAUSE_SOURCE = HARNESS_DIR / "k8s" / "pause" / "pause.c"
 # name is normalised to docker.io/library/...) and nobody mistakes them for upstream images.
 PAUSE_IMAGE = "streampipeline.local/pause:1"
 DEBIAN_SUITE = "bookworm"
-DEBIAN_PACKAGES = ("busybox",)
+# GNU wget as `wget`: the chart's `helm test` pod runs `wget -q -O- -T 5`, and Debian's busybox
+# 1.35 wget crashes on -T.
+DEBIAN_PACKAGES = ("busybox", "wget")
 DEBIAN_IMAGE = f"streampipeline.local/debian:{DEBIAN_SUITE}-minbase"
 # Bump when the recipe below changes in a way the cache key does not capture.
-DEBIAN_RECIPE = "2"
+DEBIAN_RECIPE = "3"
 # busybox applets linked into /usr/local/bin (no others: they would shadow coreutils).
-BUSYBOX_APPLETS = ("wget", "nslookup", "httpd", "nc")
+BUSYBOX_APPLETS = ("nslookup", "httpd", "nc")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

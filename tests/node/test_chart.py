@@ -17,8 +17,6 @@ import pytest
 from harness.images import DEBIAN_IMAGE
 from harness.node import NodeCluster
 
-pytestmark = [pytest.mark.node, pytest.mark.integration]
-
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "streampipeline-operator"
 SHARED = Path(os.environ.get("STREAMPIPELINE_SHARED") or ROOT.parent / "shared")
@@ -28,13 +26,20 @@ UPSTREAM_CRDS = [
 ]
 ENV_ARCHIVE = "STREAMPIPELINE_OPERATOR_IMAGE_ARCHIVE"
 
+pytestmark = [
+    pytest.mark.node,
+    pytest.mark.integration,
+    # Checked before the session's node is started just to skip.
+    pytest.mark.skipif(
+        not os.environ.get(ENV_ARCHIVE),
+        reason=f"no operator image: set {ENV_ARCHIVE} to a `docker save` tarball of images/operator",
+    ),
+]
+
 
 @pytest.fixture(scope="module")
 def operator_image(node: NodeCluster) -> str:
-    archive = os.environ.get(ENV_ARCHIVE)
-    if not archive:
-        pytest.skip(f"no operator image: set {ENV_ARCHIVE} to a `docker save` tarball of images/operator")
-    (name,) = node.import_image(archive)
+    (name,) = node.import_image(os.environ[ENV_ARCHIVE])
     return name
 
 

@@ -81,9 +81,8 @@ echo "uid=$(id -u) gid=$(id -g)"
 echo "debian=$(cat /etc/debian_version)"
 echo "resolv=$(grep -v '^#' /etc/resolv.conf | tr '\n' ';')"
 echo "routes=$(awk 'NR>1 {print $2"/"$8}' /proc/net/route | tr '\n' ' ')"
-# (Debian's busybox 1.35 wget crashes on -T: the pod's own timeout bounds these.)
-echo "web-fqdn=$(busybox wget -q -O - http://web.node-test.svc.cluster.local/ 2>&1)"
-echo "web-short=$(busybox wget -q -O - http://web/ 2>&1)"
+echo "web-fqdn=$(wget -q -T 5 -O - http://web.node-test.svc.cluster.local/ 2>&1)"
+echo "web-short=$(wget -q -T 5 -O - http://web/ 2>&1)"
 if (exec 3<>/dev/tcp/kubernetes.default.svc.cluster.local/443) 2>/dev/null; then
   echo "kubernetes=connected"; else echo "kubernetes=failed"; fi
 echo "outside=$( (exec 3<>/dev/tcp/198.51.100.1/80) 2>&1 | sed 's/.*: //')"
