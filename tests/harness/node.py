@@ -60,6 +60,9 @@ CLUSTER_DOMAIN = "cluster.local"
 FORWARD_CHAIN = "SP-NODE-FORWARD"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 LOCK_PATH = Path("/run/lock/streampipeline-node.lock")
+# The host's sysctls as they were before a node started; removed by a clean stop, so one
+# left behind is a killed run's, and the next start restores it first.
+SYSCTLS_SAVED = Path("/run/lock/streampipeline-node.sysctls.json")
 HOSTPATH_PV_ROOT = Path("/tmp/hostpath_pv")  # where kube-controller-manager's provisioner writes
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")  # kubelet's legacy symlinks (a fixed path)
@@ -177,6 +180,7 @@ class NodeCluster(ControlPlane):
         self._sysctls: dict[str, str] = {}
         self._created_log_links_dir = False
         self._created_var_lib_kubelet = False
+        self._created_pv_root = False
         self._pv_dirs: set[Path] = set()
         self._pv_stop = threading.Event()
         self._pv_thread: threading.Thread | None = None
@@ -212,7 +216,10 @@ class NodeCluster(ControlPlane):
         try:
             self._clean_stale_run()  # what a killed earlier run left (we hold the lock)
             self._clean_host()
+            self._restore_saved_sysctls()
             self._sysctls = {n: v for n in RESTORED_SYSCTLS if (v := _read_sysctl(n)) is not None}
+            SYSCTLS_SAVED.write_text(json.dumps(self._sysctls))
+            self._created_pv_root = not HOSTPATH_PV_ROOT.exists()
             self._create_bridge()
         except BaseException:
             self._release_lock()
@@ -251,6 +258,7 @@ class NodeCluster(ControlPlane):
             for name, value in self._sysctls.items():
                 if _read_sysctl(name) != value:
                     _write_sysctl(name, value)
+            SYSCTLS_SAVED.unlink(missing_ok=True)
         node_dir = self.node_dir
         super().stop(grace)  # API server, etcd, then the work dir
         if self._lock_file is not None:
@@ -745,6 +753,15 @@ disabled_plugins = [
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    @staticmethod
+    def _restore_saved_sysctls() -> None:
+        """Write back the sysctls a killed run recorded (its kubelet changed them)."""
+        with contextlib.suppress(OSError, ValueError):
+            for name, value in json.loads(SYSCTLS_SAVED.read_text()).items():
+                if name in RESTORED_SYSCTLS and _read_sysctl(name) != value:
+                    _write_sysctl(name, value)
+        SYSCTLS_SAVED.unlink(missing_ok=True)
+
     def _clean_stale_run(self) -> None:
         """Stop what a killed earlier node left running: its pods' processes and its shims.
 
@@ -774,11 +791,22 @@ disabled_plugins = [
                 os.kill(pid, signal.SIGKILL)
         # Their mounts (rootfs overlays, netns, kubelet volumes) under a work dir that is gone
         # or whose containerd is: unmount them so the directories can be removed.
+        tmp = Path(tempfile.gettempdir())
         stale_dirs = {
             Path(m.split("/node/", 1)[0])
-            for m in _mounts_under([Path(tempfile.gettempdir())])
+            for m in _mounts_under([tmp])
             if "/streampipeline-cp-" in m and "/node/" in m
+        } | {d.parent for d in tmp.glob("streampipeline-cp-*/node")}
+        stale_dirs = {
+            d for d in stale_dirs if not _socket_alive(str(d / "node" / "containerd" / "containerd.sock"))
         }
+        # That run's own processes: an API server whose etcd died first waits in its graceful
+        # shutdown (the lease reconciler) instead of exiting on PDEATHSIG's SIGTERM.
+        for pid in _pids():
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                if any(f"{d}/" in cmdline for d in stale_dirs):
+                    os.kill(pid, signal.SIGKILL)
         # The device manager's fixed socket dir, left by a kubelet that did not stop.
         sock = DEVICE_PLUGINS / "kubelet.sock"
         only_ours = DEVICE_PLUGINS.is_dir() and [p.name for p in DEVICE_PLUGINS.iterdir()] == [sock.name]
@@ -788,10 +816,9 @@ disabled_plugins = [
                 DEVICE_PLUGINS.rmdir()
                 DEVICE_PLUGINS.parent.rmdir()  # only if empty: a real kubelet's stays
         for workdir in stale_dirs:
-            if not _socket_alive(str(workdir / "node" / "containerd" / "containerd.sock")):
-                for point in _mounts_under([workdir]):
-                    if _sh("umount", point, check=False).returncode != 0:
-                        _sh("umount", "-l", point, check=False)
+            for point in _mounts_under([workdir]):
+                if _sh("umount", point, check=False).returncode != 0:
+                    _sh("umount", "-l", point, check=False)
 
     def _clean_host(self) -> None:
         """Undo every machine-wide change a node makes (idempotent; runs under the lock)."""
@@ -832,6 +859,9 @@ disabled_plugins = [
                 hierarchy.rmdir()
         for path in self._pv_dirs:
             shutil.rmtree(path, ignore_errors=True)
+        if self._created_pv_root:
+            with contextlib.suppress(OSError):
+                HOSTPATH_PV_ROOT.rmdir()  # only if empty
         if self.node_dir is not None and CONTAINER_LOG_LINKS.is_dir():
             for link in CONTAINER_LOG_LINKS.iterdir():
                 with contextlib.suppress(OSError):
@@ -860,6 +890,8 @@ disabled_plugins = [
             found += [f"mount {m}" for m in _mounts_under([node_dir])]
             if node_dir.exists() and not self.keep_workdir:
                 found.append(f"directory {node_dir}")
+        if self._created_pv_root and HOSTPATH_PV_ROOT.exists():
+            found.append(f"directory {HOSTPATH_PV_ROOT}")
         if self._created_var_lib_kubelet and DEVICE_PLUGINS.parent.exists():
             found.append(f"directory {DEVICE_PLUGINS.parent}")
         found += [f"cgroup {p}" for p in CGROUP_ROOT.glob("*/kubepods")]
