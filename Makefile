@@ -42,8 +42,9 @@ run: jars ## run the example pipeline locally (embedded Kafka + local Spark), th
 	$(VENV)/bin/streampipeline run $(EXAMPLE) --records $(RECORDS) --output $(OUTPUT) --fresh --summary-json $(OUTPUT)-summary.json
 
 .PHONY: k8s-tools
-k8s-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm from Go modules (cached)
+k8s-tools: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm and the test node's kube-scheduler, kubelet, kube-proxy, coredns from Go modules (cached)
 	bash tests/harness/k8s/build.sh
+	bash tests/harness/k8s/build.sh node
 
 # Debian packages the image tests need (the suite's own dockerd; debootstrap for the stand-in bases).
 IMAGE_TOOLS_PKGS := docker.io debootstrap containernetworking-plugins iptables
@@ -73,6 +74,9 @@ airflow-venv: venv ## build the Airflow 3 virtualenv the DAG tests use (cached b
 airflow-lock: venv ## re-resolve jobs/airflow/requirements.in into the hash-locked requirements.lock
 	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv pip compile -q --universal --python-version 3.11 \
 	  --generate-hashes -o $(AIRFLOW_LOCK) jobs/airflow/requirements.in
+.PHONY: test-node
+test-node: venv k8s-tools ## the tests on a real node (root: containerd, kubelet, kube-proxy, CoreDNS)
+	$(PY) -m pytest tests/node $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## fast tests only (no broker, no Spark streaming)

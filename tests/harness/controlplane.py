@@ -153,7 +153,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class _Process:
-    def __init__(self, name: str, argv: list[str], log_path: Path, die_with_parent: bool):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        die_with_parent: bool,
+        env: dict[str, str] | None = None,
+    ):
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -164,6 +171,7 @@ class _Process:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
             preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
 
@@ -224,6 +232,9 @@ class ControlPlane:
         self._started = False
         self._atexit_registered = False
         self.startup_seconds: float | None = None
+        # The address the API server binds and advertises (a subclass with a node binds it
+        # to the pod bridge, which pods can reach and loopback is not).
+        self.bind_address = "127.0.0.1"
 
     # ------------------------------------------------------------------ API
     @property
@@ -455,29 +466,18 @@ class ControlPlane:
             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         )  # fmt: skip
 
-        def leaf(name: str, subj: str, exts: str) -> None:
-            (d / f"{name}.ext").write_text(exts)
-            self._openssl(
-                "req", "-new", *ec, "-keyout", str(d / f"{name}.key"),
-                "-out", str(d / f"{name}.csr"), "-subj", subj,
-            )  # fmt: skip
-            self._openssl(
-                "x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"),
-                "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650", "-sha256",
-                "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.crt"),
-            )  # fmt: skip
-
-        leaf(
+        sans = ",".join(f"IP:{ip}" for ip in dict.fromkeys(("127.0.0.1", self.bind_address, "10.0.0.1")))
+        self._leaf_cert(
             "apiserver",
             "/CN=kube-apiserver",
             "basicConstraints=critical,CA:FALSE\n"
             "keyUsage=critical,digitalSignature,keyEncipherment\n"
             "extendedKeyUsage=serverAuth\n"
-            "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
+            f"subjectAltName={sans},DNS:localhost,DNS:kubernetes,"
             "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
             "DNS:kubernetes.default.svc.cluster.local\n",
         )
-        leaf(
+        self._leaf_cert(
             "admin",
             "/O=system:masters/CN=admin",
             "basicConstraints=critical,CA:FALSE\n"
@@ -488,8 +488,22 @@ class ControlPlane:
         self._openssl("genrsa", "-out", str(d / "sa.key"), "2048")
         self._openssl("rsa", "-in", str(d / "sa.key"), "-pubout", "-out", str(d / "sa.pub"))
 
-    def _spawn(self, name: str, argv: list[str]) -> _Process:
-        proc = _Process(name, argv, self.workdir / f"{name}.log", self.die_with_parent)
+    def _leaf_cert(self, name: str, subj: str, exts: str) -> None:
+        """``pki/NAME.{key,crt}``: an EC key and a certificate signed by the test CA."""
+        d = self.pki
+        (d / f"{name}.ext").write_text(exts)
+        self._openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"), "-subj", subj,
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"),
+            "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650", "-sha256",
+            "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.crt"),
+        )  # fmt: skip
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> _Process:
+        proc = _Process(name, argv, self.workdir / f"{name}.log", self.die_with_parent, env)
         self._procs.append(proc)
         return proc
 
@@ -551,37 +565,44 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         port = _free_port()
-        self.server = f"https://127.0.0.1:{port}"
-        pki = self.pki
-        cert_dir = self.workdir / "apiserver-certs"
-        cert_dir.mkdir()
+        self.server = f"https://{self.bind_address}:{port}"
         apiserver = self._spawn(
-            "kube-apiserver",
-            [
-                str(self.bin_dir / "kube-apiserver"),
-                f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={cert_dir}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
-                "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
-                "--enable-priority-and-fairness=false",
-                *self.extra_apiserver_args,
-            ],
+            "kube-apiserver", [str(self.bin_dir / "kube-apiserver"), *self._apiserver_args(port)]
         )
         self._wait(apiserver, "/readyz", lambda: self._https_get("/readyz") == 200)
 
+    def _apiserver_args(self, port: int) -> list[str]:
+        """kube-apiserver's flags (a subclass may change them; the extra ones come last)."""
+        pki = self.pki
+        cert_dir = self.workdir / "apiserver-certs"
+        cert_dir.mkdir(exist_ok=True)
+        return [
+            f"--etcd-servers={self.etcd_url}",
+            f"--bind-address={self.bind_address}",
+            f"--advertise-address={self.bind_address}",
+            f"--secure-port={port}",
+            f"--cert-dir={cert_dir}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+            "--enable-priority-and-fairness=false",
+            *self.extra_apiserver_args,
+        ]
+
     def _write_kubeconfig(self) -> None:
+        self._kubeconfig = self._client_kubeconfig("admin")
+
+    def _client_kubeconfig(self, user: str) -> Path:
+        """``WORKDIR/USER.kubeconfig``: client-certificate auth with ``pki/USER.{crt,key}``."""
+
         # Files by path, not inline "-data": the Python kubernetes client copies inline
         # certificates and keys to temporary files that outlive a killed process.
         def path(name: str) -> str:
@@ -598,50 +619,31 @@ class ControlPlane:
             ],
             "users": [
                 {
-                    "name": "admin",
+                    "name": user,
                     "user": {
-                        "client-certificate": path("admin.crt"),
-                        "client-key": path("admin.key"),
+                        "client-certificate": path(f"{user}.crt"),
+                        "client-key": path(f"{user}.key"),
                     },
                 }
             ],
             "contexts": [
                 {
                     "name": "streampipeline-test",
-                    "context": {"cluster": "streampipeline-test", "user": "admin", "namespace": "default"},
+                    "context": {"cluster": "streampipeline-test", "user": user, "namespace": "default"},
                 }
             ],
             "current-context": "streampipeline-test",
             "preferences": {},
         }
-        path = self.workdir / "admin.kubeconfig"
+        path = self.workdir / f"{user}.kubeconfig"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         path.chmod(0o600)
-        self._kubeconfig = path
+        return path
 
     def _start_controller_manager(self) -> None:
-        pki = self.pki
-        kubeconfig = str(self.kubeconfig)
         kcm = self._spawn(
             "kube-controller-manager",
-            [
-                str(self.bin_dir / "kube-controller-manager"),
-                f"--kubeconfig={kubeconfig}",
-                # No HTTPS endpoint (healthz/metrics): nothing needs it, and it
-                # would need delegated authn/authz wiring.
-                "--secure-port=0",
-                "--leader-elect=false",
-                "--use-service-account-credentials=false",
-                f"--service-account-private-key-file={pki / 'sa.key'}",
-                f"--root-ca-file={pki / 'ca.crt'}",
-                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
-                f"--cluster-signing-key-file={pki / 'ca.key'}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # All default controllers (garbage collector, namespace, deployment,
-                # replicaset, serviceaccount, job, ...) minus node IPAM (no nodes/CIDRs).
-                "--controllers=*,-nodeipam",
-                *self.extra_controller_manager_args,
-            ],
+            [str(self.bin_dir / "kube-controller-manager"), *self._controller_manager_args()],
         )
         # The serviceaccount controller creating default/default proves the
         # controllers are running and connected.
@@ -650,3 +652,24 @@ class ControlPlane:
             "the default ServiceAccount",
             lambda: self._https_get("/api/v1/namespaces/default/serviceaccounts/default") == 200,
         )
+
+    def _controller_manager_args(self) -> list[str]:
+        """kube-controller-manager's flags (a subclass may change them; the extra ones come last)."""
+        pki = self.pki
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            # No HTTPS endpoint (healthz/metrics): nothing needs it, and it
+            # would need delegated authn/authz wiring.
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # All default controllers (garbage collector, namespace, deployment,
+            # replicaset, serviceaccount, job, ...) minus node IPAM (no nodes/CIDRs).
+            "--controllers=*,-nodeipam",
+            *self.extra_controller_manager_args,
+        ]

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Build a real Kubernetes control plane (etcd, kube-apiserver,
 # kube-controller-manager, kubectl) plus helm from Go modules, into a cache
-# directory outside the repository.
+# directory outside the repository:
 #
-#   ${STREAMPIPELINE_CACHE:-$HOME/.cache/streampipeline}/k8s-bin/<k8s>-etcd<etcd>-helm<helm>/
+#   build.sh        ${STREAMPIPELINE_CACHE:-$HOME/.cache/streampipeline}/k8s-bin/<k8s>-etcd<etcd>-helm<helm>/
+#   build.sh node   .../k8s-bin/node-<k8s>-coredns<coredns>/  (kube-scheduler, kubelet,
+#                   kube-proxy, coredns: what the test node adds to the control plane)
+#
+# The node set has a directory of its own so that adding it neither rebuilds nor
+# renames the control plane's cache.
 #
 # Idempotent: if every binary is already present it only prints the directory.
 # The bin directory is always the LAST line of stdout; progress goes to stderr.
@@ -33,16 +38,28 @@ modver() { # <go.mod> <module path>
   awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1"
 }
 
+TARGET="${1:-controlplane}"
+case "${TARGET}" in
+  controlplane | node) ;;
+  *) log "usage: build.sh [node]"; exit 2 ;;
+esac
+
 K8S_VERSION="$(modver "${HERE}/kube/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(modver "${HERE}/etcd/go.mod" go.etcd.io/etcd/server/v3)"
-if [[ -z "${K8S_VERSION}" || -z "${ETCD_VERSION}" ]]; then
-  log "error: cannot read pinned versions from ${HERE}/kube/go.mod / ${HERE}/etcd/go.mod"
+COREDNS_VERSION="$(modver "${HERE}/coredns/go.mod" github.com/coredns/coredns)"
+if [[ -z "${K8S_VERSION}" || -z "${ETCD_VERSION}" || -z "${COREDNS_VERSION}" ]]; then
+  log "error: cannot read pinned versions from ${HERE}/{kube,etcd,coredns}/go.mod"
   exit 1
 fi
 
 CACHE_ROOT="${STREAMPIPELINE_CACHE:-${HOME}/.cache/streampipeline}"
-BIN_DIR="${CACHE_ROOT}/k8s-bin/${K8S_VERSION#v}-etcd${ETCD_VERSION#v}-helm${HELM_VERSION#v}"
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+if [[ "${TARGET}" == node ]]; then
+  BIN_DIR="${CACHE_ROOT}/k8s-bin/node-${K8S_VERSION#v}-coredns${COREDNS_VERSION#v}"
+  BINARIES=(kube-scheduler kubelet kube-proxy coredns)
+else
+  BIN_DIR="${CACHE_ROOT}/k8s-bin/${K8S_VERSION#v}-etcd${ETCD_VERSION#v}-helm${HELM_VERSION#v}"
+  BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+fi
 
 all_present() {
   local b
@@ -99,6 +116,17 @@ build_in_module() { # <module dir> <package> <output name> <ldflags>
   mv -f "${BIN_DIR}/.${out}.tmp" "${BIN_DIR}/${out}"
   log "${out}: done in $(( $(date +%s) - t0 ))s"
 }
+
+if [[ "${TARGET}" == node ]]; then
+  build_in_module "${HERE}/kube" ./cmd/kube-scheduler kube-scheduler "${K8S_LDFLAGS}"
+  build_in_module "${HERE}/kube" ./cmd/kubelet kubelet "${K8S_LDFLAGS}"
+  build_in_module "${HERE}/kube" ./cmd/kube-proxy kube-proxy "${K8S_LDFLAGS}"
+  build_in_module "${HERE}/coredns" . coredns "-s -w"
+  all_present || { log "error: some binaries are missing in ${BIN_DIR}"; exit 1; }
+  log "node binaries built in $(( $(date +%s) - START ))s"
+  echo "${BIN_DIR}"
+  exit 0
+fi
 
 build_in_module "${HERE}/etcd" . etcd "-s -w"
 build_in_module "${HERE}/kube" ./cmd/kube-apiserver kube-apiserver "${K8S_LDFLAGS}"
