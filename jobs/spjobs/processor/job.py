@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -48,6 +49,9 @@ def build_session(
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "true",
     }
     if master:  # this process starts the JVM (on Kubernetes the SparkApplication sets them)
+        # The checks run in Python workers (mapInArrow): this interpreter, with its packages,
+        # not whatever "python3" is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf["spark.driver.extraJavaOptions"] = JVM_OPTIONS
         conf["spark.executor.extraJavaOptions"] = JVM_OPTIONS
     if jars:
@@ -85,8 +89,8 @@ def _kafka_source(
         "partition",
         "offset",
         F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key").cast("string").alias("key"),
-        F.col("value").cast("string").alias("value"),
+        "key",  # bytes as received: the checks decode them, quarantine keeps them
+        "value",
     )
 
 

@@ -33,8 +33,8 @@ CHECKED_SCHEMA = pa.schema(
         ("partition", pa.int32()),
         ("offset", pa.int64()),
         ("kafka_timestamp", TS),
-        ("key", pa.string()),
-        ("value", pa.string()),
+        ("key", pa.binary()),  # as received
+        ("value", pa.binary()),
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("customer_id", pa.string()),
@@ -69,8 +69,10 @@ QUARANTINE_COLUMNS = (
     "partition",
     "offset",
     "kafka_timestamp",
-    "key",
-    "raw_value",
+    "key",  # binary, exactly as received
+    "raw_value",  # binary, exactly as received
+    "key_text",  # the same as text for people: bytes that are not UTF-8 shown as \xNN
+    "value_text",
     "batch_id",
 )
 CUSTOMER_COLUMNS = (
@@ -380,7 +382,8 @@ def settle_transactions(
       (lowest kafka_timestamp, partition, offset) of an id wins, unless an earlier batch
       already accepted it; a broken record never uses an id up.
     * Enrichment: the customer as of the transaction's arrival (:meth:`CustomerHistory.as_of`);
-      no valid customer at all means ``unknown_customer`` (the id stays used up).
+      no valid customer at all means ``unknown_customer``, an event before the customer's
+      birth ``event_before_birth`` (the id stays used up in both cases).
     * ``is_late``: event time before ``late_before_us`` (the watermark at batch start).
 
     Adds ``state``, ``customer_city``, ``age``, ``age_band``, ``is_late`` and ``id_taken``.
@@ -428,6 +431,10 @@ def settle_transactions(
     month_day = txns["month_day"].to_numpy(zero_copy_only=False)[rows].astype(np.int64)
     years = year - found["birth_year"].to_numpy(dtype=np.int64)
     age[rows] = years - (month_day < found["birth_md"].to_numpy(dtype=np.int64))
+    unborn = age[rows] < 0  # an event before its customer's birth: no age to band
+    reason[rows[unborn]] = C.REASON_EVENT_BEFORE_BIRTH
+    detail[rows[unborn]] = [f"event_time is before the birth_date of customer {c}" for c in cid[rows[unborn]]]
+    rows, found = rows[~unborn], found[~unborn]
     state[rows] = found["state"].to_numpy()
     city[rows] = found["city"].to_numpy()
     band[rows] = age_bands(age[rows], bands)
@@ -491,10 +498,21 @@ def quarantine_rows(customers: pa.Table, settled: pa.Table, batch_id: int) -> pa
             "kafka_timestamp": bad["kafka_timestamp"],
             "key": bad["key"],
             "raw_value": bad["value"],
+            "key_text": readable(bad["key"]),
+            "value_text": readable(bad["value"]),
             "batch_id": pa.array([batch_id] * n, type=pa.int64()),
         }
         parts.append(pa.table(cols))
     return pa.concat_tables(parts)
+
+
+def readable(raw: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Bytes as text a person (and any Parquet reader) can take: UTF-8 where it is, each
+    other byte as ``\\xNN``, so the text is valid whatever arrived (nulls stay null)."""
+    return pa.array(
+        [None if b is None else b.decode("utf-8", "backslashreplace") for b in raw.to_pylist()],
+        type=pa.string(),
+    )
 
 
 def aggregate_deltas(transactions: pa.Table, cents: np.ndarray) -> dict[str, pd.DataFrame]:
