@@ -224,10 +224,10 @@ class BatchProcessor:
             parts = counters.offsets.setdefault(topic, {})
             for p, o in zip(per["partition"].to_pylist(), per["offset_max"].to_pylist()):
                 parts[str(p)] = max(parts.get(str(p), 0), int(o) + 1)
-            ts = pc.max(t["kafka_timestamp"]).as_py()
-            if ts is not None:
-                ms = int(ts.replace(tzinfo=timezone.utc).timestamp() * 1000)
-                ms = _bounded_by_clock(topic, ms)
+            # As integers: a quarantined record's Kafka time may be beyond datetime's years.
+            us = pc.max(pc.cast(t["kafka_timestamp"], pa.int64())).as_py()
+            if us is not None:
+                ms = _bounded_by_clock(topic, us // 1000)
                 counters.max_kafka_timestamp_ms = max(counters.max_kafka_timestamp_ms, ms)
             reasons = t["reason"].drop_null().value_counts().to_pylist()
             for r in reasons:
