@@ -31,41 +31,25 @@ AMOUNT_TYPE = T.DecimalType(12, 2)
 RAW_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp", "key", "value")
 _TS = pa.timestamp("us", tz="UTC")
 
-# Typed columns of the checked batch, after the raw ones and reason/detail, in order.
-_TYPED = (
-    ("customer_id", pa.string()),
-    ("city", pa.string()),
-    ("name", pa.string()),
-    ("email", pa.string()),
-    ("birth_date", pa.date32()),
-    ("state", pa.string()),
-    ("signup_time", _TS),
-    ("updated_at", _TS),
-    ("transaction_id", pa.string()),
-    ("event_time", _TS),
-    ("amount_cents", pa.int64()),
-    ("currency", pa.string()),
-    ("category", pa.string()),
-    ("payment_method", pa.string()),
-    ("merchant", pa.string()),
-)
-_N = len(_TYPED)
-
-
-def _customer_row(c: R.Customer) -> tuple:
-    return (c.customer_id, c.city, c.name, c.email, c.birth_date, c.state, c.signup_time, c.updated_at,
-            None, None, None, None, None, None, None)  # fmt: skip
-
-
-def _transaction_row(t: R.Transaction) -> tuple:
-    return (t.customer_id, t.city, None, None, None, None, None, None,
-            t.transaction_id, t.event_time, t.amount_cents, t.currency, t.category, t.payment_method,
-            t.merchant)  # fmt: skip
-
-
-def _rejected_row(payload: object) -> tuple:
-    tid, cid = R.ids_of(payload)
-    return (cid, None, None, None, None, None, None, None, tid, None, None, None, None, None, None)
+# Where each typed column of the checked batch comes from: its position in a valid
+# Transaction, in a valid Customer, in a rejected record's (transaction_id, customer_id).
+_SOURCES = {
+    "customer_id": (pa.string(), 1, 0, 1),
+    "city": (pa.string(), 6, 5, None),
+    "name": (pa.string(), None, 1, None),
+    "email": (pa.string(), None, 2, None),
+    "birth_date": (pa.date32(), None, 3, None),
+    "state": (pa.string(), None, 4, None),
+    "signup_time": (_TS, None, 6, None),
+    "updated_at": (_TS, None, 7, None),
+    "transaction_id": (pa.string(), 0, None, 0),
+    "event_time": (_TS, 2, None, None),
+    "amount_cents": (pa.int64(), 3, None, None),
+    "currency": (pa.string(), 4, None, None),
+    "category": (pa.string(), 5, None, None),
+    "payment_method": (pa.string(), 7, None, None),
+    "merchant": (pa.string(), 8, None, None),
+}
 
 
 def _cents_to_decimal(cents: pa.Array) -> pa.Array:
@@ -85,41 +69,59 @@ def check_arrow(batch: pa.RecordBatch, customers_topic: str) -> pa.RecordBatch:
     """One Arrow batch of raw records checked: :data:`.stateful.CHECKED_SCHEMA`.
 
     A record of any topic but ``customers_topic`` is judged by the transaction rules
-    (the query subscribes to the two topics only; the driver splits by topic).
+    (the query subscribes to the two topics only; the driver splits by topic).  Valid
+    transactions, valid customers and rejected records are gathered apart, as tuples,
+    and each column is built once per group, then put in record order by one ``take``.
     """
     n = batch.num_rows
-    topics = batch.column("topic").to_pylist()
+    is_customer = pc.equal(batch.column("topic"), customers_topic).to_pylist()
     values = batch.column("value").to_pylist()
     kafka = pc.cast(batch.column("kafka_timestamp"), _TS).cast(pa.int64()).to_pylist()
     reasons: list[str | None] = [None] * n
     details: list[str | None] = [None] * n
-    rows: list[tuple] = [()] * n
-    check_c, check_t = R.check_customer, R.check_transaction
-    customer_t, transaction_t = R.Customer, R.Transaction
-    for i, (topic, value, ts) in enumerate(zip(topics, values, kafka)):
-        out = check_c(value, ts) if topic == customers_topic else check_t(value, ts)
+    groups: tuple[list, list, list] = ([], [], [])  # transactions, customers, rejected
+    where: tuple[list, list, list] = ([], [], [])
+    check_c, check_t, txn_t, cust_t = R.check_customer, R.check_transaction, R.Transaction, R.Customer
+    for i, (customer, value, ts) in enumerate(zip(is_customer, values, kafka)):
+        out = check_c(value, ts) if customer else check_t(value, ts)
         kind = type(out)
-        if kind is transaction_t:
-            rows[i] = _transaction_row(out)
-        elif kind is customer_t:
-            rows[i] = _customer_row(out)
-        else:
+        g = 0 if kind is txn_t else 1 if kind is cust_t else 2
+        if g == 2:
             rejected, payload = out
             reasons[i], details[i] = rejected
-            rows[i] = _rejected_row(payload)
-    cols = list(zip(*rows)) if n else [()] * _N
-    typed = {name: pa.array(col, type=t) for (name, t), col in zip(_TYPED, cols)}
+            out = R.ids_of(payload)
+        groups[g].append(out)
+        where[g].append(i)
+    sizes = [len(g) for g in groups]
+    columns = [list(zip(*g)) for g in groups]
+    one_group = next((k for k, size in enumerate(sizes) if size == n), None)
+    order = None
+    if one_group is None:
+        order = np.empty(n, dtype=np.int64)
+        start = 0
+        for size, pos in zip(sizes, where):
+            order[pos] = np.arange(start, start + size)
+            start += size
+        order = pa.array(order)
+    typed = {}
+    for name, (kind, *at) in _SOURCES.items():
+        if one_group is not None:  # the usual case: a batch is one Kafka partition of one topic
+            j = at[one_group]
+            typed[name] = pa.array(columns[one_group][j], kind) if j is not None else pa.nulls(n, kind)
+            continue
+        parts = [
+            pa.array(cols[j], kind) if j is not None and size else pa.nulls(size, kind)
+            for cols, j, size in zip(columns, at, sizes)
+        ]
+        typed[name] = pc.take(pa.concat_arrays(parts), order)
     ev = typed["event_time"]
     month = pc.month(ev).cast(pa.int32())
     arrays = {
         **{c: batch.column(c) for c in RAW_COLUMNS},
         "reason": pa.array(reasons, type=pa.string()),
         "detail": pa.array(details, type=pa.string()),
-        **{k: typed[k] for k in ("customer_id", "city", "name", "email", "birth_date", "state")},
-        **{k: typed[k] for k in ("signup_time", "updated_at", "transaction_id", "event_time")},
+        **typed,
         "amount": _cents_to_decimal(typed["amount_cents"]),
-        "amount_cents": typed["amount_cents"],
-        **{k: typed[k] for k in ("currency", "category", "payment_method", "merchant")},
         "year": pc.year(ev).cast(pa.int32()),
         "month": month,
         "month_day": pc.add(pc.multiply(month, 100), pc.day(ev).cast(pa.int32())),
