@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (tables of cases, one per line)
 """Property-based: whatever bytes a record holds, the checks and the driver half never raise,
 and every record lands in exactly one output with a reason from the contract.
 
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from integration.reference import Raw, customer_reason, transaction_reason
@@ -27,6 +29,10 @@ from spjobs.processor import transforms as X
 
 NOW_MS = int(datetime(2026, 11, 26, 10, tzinfo=timezone.utc).timestamp() * 1000)
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def js(d: object) -> bytes:
+    return json.dumps(d).encode()
 
 
 def valid_txn(**over) -> dict:
@@ -237,3 +243,46 @@ def test_every_record_of_a_batch_lands_in_exactly_one_output(batch):
         assert value == rows[off][1] and key == rows[off][3]
         assert text == (None if value is None else value.decode("utf-8", "backslashreplace"))
     S.aggregate_deltas(outputs["transactions"], S.amount_cents(settled))
+
+
+@pytest.mark.parametrize(
+    ("is_customer", "value", "ts_ms", "reason", "says"),
+    [
+        (False, js(valid_txn()), -1, C.REASON_TIMESTAMP_OUT_OF_RANGE, "Kafka timestamp"),
+        (False, None, NOW_MS, C.REASON_NULL_VALUE, "no value"),
+        (False, b"x" * (C.MAX_RECORD_BYTES + 1), NOW_MS, C.REASON_RECORD_TOO_LARGE, "16385 bytes"),
+        (False, b'{"a": "\xe9"}', NOW_MS, C.REASON_INVALID_ENCODING, "0xe9 at byte 7"),
+        (False, js(valid_txn()) + b"{}", NOW_MS, C.REASON_MALFORMED_JSON, "Extra data"),
+        (False, b"[]", NOW_MS, C.REASON_MALFORMED_JSON, "array, not an object"),
+        (False, b'{"x": NaN}', NOW_MS, C.REASON_MALFORMED_JSON, "NaN"),
+        (False, b'{"a": 1, "a": 1}', NOW_MS, C.REASON_DUPLICATE_FIELD, '"a"'),
+        (False, js(valid_txn(amount=10.5)), NOW_MS, C.REASON_WRONG_TYPE, "'amount' must be a JSON string, not a JSON number"),
+        (False, js(valid_txn(city=[])), NOW_MS, C.REASON_WRONG_TYPE, "'city' must be a JSON string, not a JSON array"),
+        (False, js(valid_txn(city="\ud800")), NOW_MS, C.REASON_INVALID_ENCODING, "'city'"),
+        (False, js(valid_txn(city=" ")), NOW_MS, C.REASON_MISSING_FIELD, "'city'"),
+        (False, js(valid_txn(merchant="m" * 257)), NOW_MS, C.REASON_FIELD_TOO_LONG, "'merchant' has 257"),
+        (False, js(valid_txn(event_time="2026-11-26")), NOW_MS, C.REASON_MALFORMED_DATE, "event_time"),
+        (False, js(valid_txn(event_time="9999-12-31T23:59:59-05:00")), NOW_MS, C.REASON_TIMESTAMP_OUT_OF_RANGE, "event_time"),
+        (False, js(valid_txn(amount="10.5")), NOW_MS, C.REASON_INVALID_AMOUNT, '"10.5"'),
+        (False, js(valid_txn(amount="-1.00")), NOW_MS, C.REASON_NON_POSITIVE_AMOUNT, '"-1.00"'),
+        (False, js(valid_txn(currency="EUR")), NOW_MS, C.REASON_UNSUPPORTED_CURRENCY, '"EUR"'),
+        (False, js(valid_txn(category="boats")), NOW_MS, C.REASON_UNKNOWN_CATEGORY, '"boats"'),
+        (False, js(valid_txn(payment_method="barter")), NOW_MS, C.REASON_UNKNOWN_PAYMENT_METHOD, '"barter"'),
+        (True, js(valid_cust(birth_date="2030-01-01")), NOW_MS, C.REASON_IMPLAUSIBLE_BIRTH_DATE, "2030-01-01"),
+        (True, js(valid_cust(updated_at="2026-11-26T10:00:00")), NOW_MS, C.REASON_MALFORMED_DATE, "updated_at"),
+    ],
+)  # fmt: skip
+def test_each_reason_says_what_to_fix(is_customer, value, ts_ms, reason, says):
+    out = R.check(is_customer, value, ts_ms * 1000)
+    assert isinstance(out, R.Rejected) and out.reason == reason, out
+    assert says in out.detail, out.detail
+
+
+def test_a_valid_record_is_typed_exactly():
+    t = R.check(False, js(valid_txn(event_time="2026-11-26T12:29:58.1234567+02:30")), NOW_MS * 1000)
+    assert isinstance(t, R.Transaction) and t.amount_cents == 1050
+    assert t.event_time == int(
+        datetime(2026, 11, 26, 9, 59, 58, 123456, tzinfo=timezone.utc).timestamp() * 1e6
+    )
+    c = R.check(True, js(valid_cust()), NOW_MS * 1000)
+    assert isinstance(c, R.Customer) and c.birth_date == (datetime(1990, 5, 1) - datetime(1970, 1, 1)).days
