@@ -266,7 +266,9 @@ def _fields(
     for f in fields:
         v = got[f]
         if v is not None and type(v) is not str:
-            return Rejected(C.REASON_WRONG_TYPE, f"field '{f}' must be a JSON string, not a JSON {_type_name(v)}")
+            return Rejected(
+                C.REASON_WRONG_TYPE, f"field '{f}' must be a JSON string, not a JSON {_type_name(v)}"
+            )
     for f in fields:
         v = got[f]
         if v is not None and not encodable(v):
