@@ -370,8 +370,8 @@ def test_each_kind_gets_the_contracts_outcome(hostile_run):
 
 def test_quarantine_keeps_the_exact_bytes_and_every_file_validates(hostile_run):
     out, sent = hostile_run["out"], hostile_run["sent"]
-    files = sorted(p for p in out.rglob("*.parquet") if C.CHECKPOINTS_DIR not in p.parts)
-    assert files
+    files = sorted(out.rglob("*.parquet"))  # the datasets, and the job's state under _checkpoints
+    assert any(C.CHECKPOINTS_DIR in f.parts for f in files) and any(C.OUT_QUARANTINE in f.parts for f in files)
     for f in files:
         pq.read_table(f).validate(full=True)
     q = pq.read_table(out / C.OUT_QUARANTINE)
