@@ -82,6 +82,9 @@ def _kafka_source(
     )
     if limit:
         reader = reader.option("maxOffsetsPerTrigger", str(limit))
+        # The checks run in Python, a core per task: with 3 Kafka partitions on 2 cores the
+        # third would run alone.  Twice as many tasks as cores keep every core busy.
+        reader = reader.option("minPartitions", str(2 * spark.sparkContext.defaultParallelism))
     for k, v in {**CONSUMER_OPTIONS, **cfg.kafka_options}.items():
         reader = reader.option(k, v)
     return reader.load().select(
