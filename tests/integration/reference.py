@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
@@ -18,11 +18,15 @@ from confluent_kafka import Consumer, TopicPartition
 
 from spjobs import contract as C
 
-_AMOUNT = re.compile(r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_AMOUNT = re.compile(r"-?(0|[1-9][0-9]{0,7})\.[0-9]{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TS = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<h>[0-9]{2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})"
+    r"(?:\.(?P<frac>[0-9]{1,9}))?(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})"
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LOW = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_HIGH = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class Raw:
     partition: int
     offset: int
     ts_ms: int
-    key: str | None
-    value: str | None
+    key: bytes | None
+    value: bytes | None
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Raw]:
@@ -65,8 +69,8 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Raw]:
                         p,
                         m.offset(),
                         m.timestamp()[1],
-                        m.key().decode() if m.key() is not None else None,
-                        m.value().decode("utf-8", "replace") if m.value() is not None else None,
+                        m.key(),
+                        m.value(),
                     )
                 )
                 if m.offset() + 1 >= ends[p]:
@@ -80,26 +84,70 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Raw]:
         c.close()
 
 
-def _obj(value: str | None) -> dict | None:
+class _Num:
+    """A JSON number (never a valid field)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _Bad(Exception):
+    pass
+
+
+def _pairs(pairs):
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        raise _Bad(C.REASON_DUPLICATE_FIELD)
+    return dict(pairs)
+
+
+def _no_constant(_name):
+    raise _Bad(C.REASON_MALFORMED_JSON)
+
+
+def _payload(value: bytes | None) -> dict | str:
+    """The JSON object of a record's value, or the reason it has none."""
+    if value is None:
+        return C.REASON_NULL_VALUE
+    if len(value) > C.MAX_RECORD_BYTES:
+        return C.REASON_RECORD_TOO_LARGE
     try:
-        d = json.loads(value) if value is not None else None
-    except ValueError:
-        return None
-    return d if isinstance(d, dict) and any(v is not None for v in d.values()) else None
+        text = str(value, "utf-8", "strict")
+    except UnicodeDecodeError:
+        return C.REASON_INVALID_ENCODING
+    if text[:1] == "\ufeff":
+        return C.REASON_MALFORMED_JSON
+    try:
+        d = json.loads(
+            text, object_pairs_hook=_pairs, parse_int=_Num, parse_float=_Num, parse_constant=_no_constant
+        )
+    except _Bad as e:
+        return str(e)
+    except (ValueError, RecursionError):
+        return C.REASON_MALFORMED_JSON
+    return d if isinstance(d, dict) else C.REASON_MALFORMED_JSON
 
 
-def _s(v: object) -> str | None:
-    if v is None:
-        return None
-    return v if isinstance(v, str) else json.dumps(v)
+def _field_problem(d: dict, fields: tuple[str, ...], required: tuple[str, ...]) -> str | None:
+    values = [d.get(f) for f in fields]
+    if any(v is not None and not isinstance(v, str) for v in values):
+        return C.REASON_WRONG_TYPE
+    for v in values:
+        if v is not None:
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return C.REASON_INVALID_ENCODING
+    if any(d.get(f) is None or d[f].strip() == "" for f in required):
+        return C.REASON_MISSING_FIELD
+    if any(v is not None and len(v) > C.MAX_FIELD_CHARS for v in values):
+        return C.REASON_FIELD_TOO_LONG
+    return None
 
 
-def _blank(v: object) -> bool:
-    return v is None or (isinstance(v, str) and not v.strip())
-
-
-def _parse_date(s: str | None) -> date | None:
-    if s is None or not _DATE.match(s):
+def _parse_date(s: str) -> date | None:
+    if not _DATE.fullmatch(s):
         return None
     try:
         return date.fromisoformat(s)
@@ -107,13 +155,88 @@ def _parse_date(s: str | None) -> date | None:
         return None
 
 
-def _parse_ts(s: str | None) -> datetime | None:
-    if s is None or not _TS.match(s):
-        return None
+def _parse_ts(s: str) -> datetime | str:
+    """The UTC instant of a timestamp field (aware datetime may not hold it: compare as a
+    timedelta from the epoch), or a reason."""
+    m = _TS.fullmatch(s)
+    if not m:
+        return C.REASON_MALFORMED_DATE
+    day = _parse_date(m["date"])
+    h, mi, sec = int(m["h"]), int(m["m"]), int(m["s"])
+    if day is None or h > 23 or mi > 59 or sec > 59:
+        return C.REASON_MALFORMED_DATE
+    zone = m["zone"]
+    offset = timedelta(0)
+    if zone != "Z":
+        oh, om = int(zone[1:3]), int(zone[4:6])
+        if oh > 23 or om > 59:
+            return C.REASON_MALFORMED_DATE
+        offset = timedelta(hours=oh, minutes=om) * (1 if zone[0] == "+" else -1)
+    micro = int((m["frac"] or "0")[:6].ljust(6, "0"))
+    local = datetime.combine(day, datetime.min.time()) - datetime(1970, 1, 1)
+    since = local + timedelta(hours=h, minutes=mi, seconds=sec, microseconds=micro) - offset
+    if not (_LOW - _EPOCH) <= since < (_HIGH - _EPOCH):
+        return C.REASON_TIMESTAMP_OUT_OF_RANGE
+    return (_EPOCH + since).replace(tzinfo=None)
+
+
+def _kafka_in_range(ts_ms: int) -> bool:
+    return C.MIN_TIMESTAMP_MS <= ts_ms < C.MAX_TIMESTAMP_MS
+
+
+def _years_back(d: date, years: int) -> date:
     try:
-        return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+        return d.replace(year=d.year - years)
     except ValueError:
-        return None
+        return d.replace(year=d.year - years, day=28)
+
+
+def customer_reason(r: Raw) -> tuple[str | None, dict | None]:
+    """The reason a customer record is rejected (None: valid), and its payload."""
+    if not _kafka_in_range(r.ts_ms):
+        return C.REASON_TIMESTAMP_OUT_OF_RANGE, None
+    d = _payload(r.value)
+    if isinstance(d, str):
+        return d, None
+    bad = _field_problem(d, C.CUSTOMER_FIELDS, C.CUSTOMER_REQUIRED)
+    if bad:
+        return bad, d
+    birth = _parse_date(d["birth_date"])
+    stamps = [_parse_ts(d["signup_time"]), _parse_ts(d["updated_at"])]
+    if birth is None or C.REASON_MALFORMED_DATE in stamps:
+        return C.REASON_MALFORMED_DATE, d
+    if C.REASON_TIMESTAMP_OUT_OF_RANGE in stamps:
+        return C.REASON_TIMESTAMP_OUT_OF_RANGE, d
+    kafka_day = (datetime(1970, 1, 1) + timedelta(milliseconds=r.ts_ms)).date()
+    if birth > stamps[0].date() or birth > kafka_day or birth < _years_back(kafka_day, C.MAX_AGE_YEARS):
+        return C.REASON_IMPLAUSIBLE_BIRTH_DATE, d
+    return None, d
+
+
+def transaction_reason(r: Raw) -> tuple[str | None, dict | None]:
+    """The reason a transaction is rejected by its own content (None: so far valid)."""
+    if not _kafka_in_range(r.ts_ms):
+        return C.REASON_TIMESTAMP_OUT_OF_RANGE, None
+    d = _payload(r.value)
+    if isinstance(d, str):
+        return d, None
+    bad = _field_problem(d, C.TRANSACTION_FIELDS, C.TRANSACTION_REQUIRED)
+    if bad:
+        return bad, d
+    ev = _parse_ts(d["event_time"])
+    if isinstance(ev, str):
+        return ev, d
+    if not _AMOUNT.fullmatch(d["amount"]):
+        return C.REASON_INVALID_AMOUNT, d
+    if Decimal(d["amount"]) <= 0:
+        return C.REASON_NON_POSITIVE_AMOUNT, d
+    if d.get("currency") is not None and d["currency"] != C.CURRENCY:
+        return C.REASON_UNSUPPORTED_CURRENCY, d
+    if d["category"] not in C.CATEGORIES:
+        return C.REASON_UNKNOWN_CATEGORY, d
+    if d["payment_method"] not in C.PAYMENT_METHODS:
+        return C.REASON_UNKNOWN_PAYMENT_METHOD, d
+    return None, d
 
 
 @dataclass
@@ -142,67 +265,44 @@ def compute(
     exp = Expected()
     versions: dict[str, list[tuple[int, int, int, dict]]] = {}
     for r in customers:
-        d = _obj(r.value)
-        reason = None
-        if d is None:
-            reason = C.REASON_MALFORMED_JSON
-        elif any(_blank(d.get(f)) for f in C.CUSTOMER_REQUIRED):
-            reason = C.REASON_MISSING_FIELD
-        elif (
-            _parse_date(_s(d["birth_date"])) is None
-            or _parse_ts(_s(d["signup_time"])) is None
-            or _parse_ts(_s(d["updated_at"])) is None
-        ):
-            reason = C.REASON_MALFORMED_DATE
+        reason, d = customer_reason(r)
         if reason:
             exp.reasons[(r.topic, r.partition, r.offset)] = reason
             continue
         exp.customers += 1
-        versions.setdefault(str(d["customer_id"]), []).append((r.ts_ms, r.partition, r.offset, d))
+        versions.setdefault(d["customer_id"], []).append((r.ts_ms, r.partition, r.offset, d))
     for v in versions.values():
         v.sort(key=lambda x: x[:3])  # as of arrival: timestamp, then partition/offset
 
     seen: set[str] = set()
     rows = []
     for r in sorted(transactions, key=lambda r: (r.ts_ms, r.partition, r.offset)):
-        d = _obj(r.value)
         loc = (r.topic, r.partition, r.offset)
-        if d is None:
-            exp.reasons[loc] = C.REASON_MALFORMED_JSON
+        reason, d = transaction_reason(r)
+        if reason is None and d["transaction_id"] in seen:
+            reason = C.REASON_DUPLICATE_TRANSACTION_ID
+        if reason:
+            exp.reasons[loc] = reason
             continue
-        if any(_blank(d.get(f)) for f in C.TRANSACTION_REQUIRED):
-            exp.reasons[loc] = C.REASON_MISSING_FIELD
-            continue
-        ev = _parse_ts(_s(d["event_time"]))
-        amount = _s(d["amount"]).strip()
-        if ev is None:
-            exp.reasons[loc] = C.REASON_MALFORMED_DATE
-        elif not _AMOUNT.match(amount):
-            exp.reasons[loc] = C.REASON_INVALID_AMOUNT
-        elif Decimal(amount) <= 0:
-            exp.reasons[loc] = C.REASON_NON_POSITIVE_AMOUNT
-        elif d["category"] not in C.CATEGORIES:
-            exp.reasons[loc] = C.REASON_UNKNOWN_CATEGORY
-        elif d["payment_method"] not in C.PAYMENT_METHODS:
-            exp.reasons[loc] = C.REASON_UNKNOWN_PAYMENT_METHOD
-        elif _s(d["transaction_id"]) in seen:
-            exp.reasons[loc] = C.REASON_DUPLICATE_TRANSACTION_ID
-        if loc in exp.reasons:
-            continue
-        tid = _s(d["transaction_id"])
+        tid = d["transaction_id"]
         # As of arrival: of the versions that arrived no later, the greatest updated_at,
         # ties to the later arrival; none yet is unknown_customer, which uses no id up.
-        arrived = [v for v in versions.get(_s(d["customer_id"]), []) if v[0] <= r.ts_ms]
+        arrived = [v for v in versions.get(d["customer_id"], []) if v[0] <= r.ts_ms]
         if not arrived:
             exp.reasons[loc] = C.REASON_UNKNOWN_CUSTOMER
             continue
-        seen.add(tid)
-        cust = max(arrived, key=lambda v: (_parse_ts(_s(v[3]["updated_at"])), *v[:3]))[3]
+        cust = max(arrived, key=lambda v: (_parse_ts(v[3]["updated_at"]), *v[:3]))[3]
+        ev = _parse_ts(d["event_time"])
         age = _age(date.fromisoformat(cust["birth_date"]), ev)
+        if age < 0:
+            exp.reasons[loc] = C.REASON_EVENT_BEFORE_BIRTH
+            continue
+        seen.add(tid)  # only an accepted transaction uses its id up
+        amount = d["amount"]
         rows.append(
             {
                 "transaction_id": tid,
-                "customer_id": _s(d["customer_id"]),
+                "customer_id": d["customer_id"],
                 "amount": Decimal(amount).quantize(Decimal("0.01")),
                 "category": d["category"],
                 "city": d["city"],

@@ -19,7 +19,7 @@ T8 = datetime(2026, 11, 26, 8, 0, 0)
 
 def run_batch(spark, processor, batch_id, records):
     """records: (topic, kafka time, payload); offsets continue across batches."""
-    rows = [(topic, 0, batch_id * 100 + i, ts, None, v) for i, (topic, ts, v) in enumerate(records)]
+    rows = [(topic, 0, batch_id * 100 + i, ts, None, v.encode()) for i, (topic, ts, v) in enumerate(records)]
     raw = spark.createDataFrame(rows, RAW_SCHEMA)
     processor(X.checked_batch(raw, "customers", "transactions"), batch_id)
 

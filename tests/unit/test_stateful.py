@@ -24,7 +24,7 @@ def checked(*rows: dict) -> pa.Table:
     full = []
     for i, r in enumerate(rows):
         row = {f.name: None for f in S.CHECKED_SCHEMA}
-        row.update(topic="transactions", partition=0, offset=i, kafka_timestamp=T0, value=f"raw-{i}")
+        row.update(topic="transactions", partition=0, offset=i, kafka_timestamp=T0, value=f"raw-{i}".encode())
         row.update(r)
         full.append(row)
     return pa.Table.from_pylist(full, schema=S.CHECKED_SCHEMA)
@@ -36,7 +36,7 @@ def txn(
     d = {
         "transaction_id": tid,
         "customer_id": cid,
-        "key": cid,
+        "key": cid.encode(),
         "event_time": ev,
         "amount": Decimal(amount),
         "amount_cents": int(Decimal(amount) * 100),
@@ -270,8 +270,8 @@ def test_quarantine_rows_keep_the_raw_payload_of_both_record_types():
     q = S.quarantine_rows(customers, settled, batch_id=7)
     assert tuple(q.column_names) == S.QUARANTINE_COLUMNS
     assert [(r["record_type"], r["reason"], r["raw_value"], r["batch_id"]) for r in q.to_pylist()] == [
-        ("customer", C.REASON_MALFORMED_JSON, "raw-0", 7),
-        ("transaction", C.REASON_UNKNOWN_CUSTOMER, "raw-0", 7),
+        ("customer", C.REASON_MALFORMED_JSON, b"raw-0", 7),
+        ("transaction", C.REASON_UNKNOWN_CUSTOMER, b"raw-0", 7),
     ]
 
 

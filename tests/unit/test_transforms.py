@@ -11,7 +11,7 @@ from spjobs import contract as C
 from spjobs.processor import stateful as S
 from spjobs.processor import transforms as X
 
-RAW_SCHEMA = "topic string, partition int, offset long, kafka_timestamp timestamp, key string, value string"
+RAW_SCHEMA = "topic string, partition int, offset long, kafka_timestamp timestamp, key binary, value binary"
 T0 = datetime(2026, 11, 26, 10, 0, 0)
 
 
@@ -46,8 +46,12 @@ def cust(cid="C1", **over):
     return json.dumps({k: v for k, v in d.items() if v is not ...})
 
 
+def _bytes(v):
+    return v.encode() if isinstance(v, str) else v
+
+
 def raw(spark, topic, values, start=0, ts=T0):
-    rows = [(topic, 0, start + i, ts, None, v) for i, v in enumerate(values)]
+    rows = [(topic, 0, start + i, ts, None, _bytes(v)) for i, v in enumerate(values)]
     return spark.createDataFrame(rows, RAW_SCHEMA)
 
 
@@ -66,9 +70,25 @@ def reasons(df):
         (txn(), None),
         ('{"transaction_id": "T1"', C.REASON_MALFORMED_JSON),
         ("[1, 2]", C.REASON_MALFORMED_JSON),
-        ("{}", C.REASON_MALFORMED_JSON),
+        ("{}", C.REASON_MISSING_FIELD),
+        (txn()[:-1] + ', "x": 1} {}', C.REASON_MALFORMED_JSON),  # two values in one record
+        (txn().replace('"', "'"), C.REASON_MALFORMED_JSON),  # single quotes
+        (txn().encode().replace(b"Recife", b"Rec\xedfe"), C.REASON_INVALID_ENCODING),  # Latin-1
+        (txn()[:-1] + ', "amount": "1.00"}', C.REASON_DUPLICATE_FIELD),
+        (txn(amount=10.5), C.REASON_WRONG_TYPE),
+        (txn(city={"name": "Recife"}), C.REASON_WRONG_TYPE),
+        (txn(city="\ud800"), C.REASON_INVALID_ENCODING),
+        (txn(merchant="m" * (C.MAX_FIELD_CHARS + 1)), C.REASON_FIELD_TOO_LONG),
+        (txn(event_time="9999-12-31T23:59:59-05:00"), C.REASON_TIMESTAMP_OUT_OF_RANGE),
+        (txn(event_time="1969-12-31T23:59:59.999Z"), C.REASON_TIMESTAMP_OUT_OF_RANGE),
+        (txn(event_time="2026-11-26 09:59:58Z"), C.REASON_MALFORMED_DATE),
+        (txn(amount="10.5"), C.REASON_INVALID_AMOUNT),
+        (txn(amount="10"), C.REASON_INVALID_AMOUNT),
+        (txn(amount="100000000.00"), C.REASON_INVALID_AMOUNT),
+        (txn(currency="USD"), C.REASON_UNSUPPORTED_CURRENCY),
         (txn(amount=...), C.REASON_MISSING_FIELD),
         (txn(category="  "), C.REASON_MISSING_FIELD),
+        (txn(category=None), C.REASON_MISSING_FIELD),
         (txn(event_time="2026-13-45T25:61:00.000Z"), C.REASON_MALFORMED_DATE),
         (txn(event_time="26/11/2026"), C.REASON_MALFORMED_DATE),
         (txn(amount="12.345"), C.REASON_INVALID_AMOUNT),
@@ -102,6 +122,11 @@ def test_validate_reports_the_missing_field_by_name(spark):
         (cust(birth_date="31/02/1990"), C.REASON_MALFORMED_DATE),
         (cust(birth_date="1990-02-31"), C.REASON_MALFORMED_DATE),
         (cust(updated_at="yesterday"), C.REASON_MALFORMED_DATE),
+        (cust(birth_date="2027-01-01"), C.REASON_IMPLAUSIBLE_BIRTH_DATE),  # after its Kafka day
+        (cust(birth_date="1890-01-01"), C.REASON_IMPLAUSIBLE_BIRTH_DATE),  # older than 130
+        (cust(signup_time="1989-01-01T00:00:00Z"), C.REASON_IMPLAUSIBLE_BIRTH_DATE),  # signed up unborn
+        (None, C.REASON_NULL_VALUE),
+        (b" " * (C.MAX_RECORD_BYTES + 1), C.REASON_RECORD_TOO_LARGE),
         ("not json", C.REASON_MALFORMED_JSON),
     ],
 )
@@ -112,10 +137,11 @@ def test_validate_customers(spark, value, reason):
 def test_checked_batch_judges_each_record_by_its_topic_and_hands_over_the_agreed_schema(spark):
     rows = [
         ("customers", 0, 0, T0, "C1", cust()),
-        ("transactions", 0, 0, T0, "C1", txn(amount="1234.5")),
+        ("transactions", 0, 0, T0, "C1", txn(amount="1234.50")),
         ("transactions", 0, 1, T0, "C1", cust()),  # a customer on the transactions topic
         ("customers", 0, 1, T0, "C2", txn()),  # and a transaction on the customers topic
     ]
+    rows = [(*r[:4], r[4].encode(), r[5].encode()) for r in rows]
     out = X.checked_batch(spark.createDataFrame(rows, RAW_SCHEMA), "customers", "transactions").toArrow()
     assert out.schema == S.CHECKED_SCHEMA
     got = {(r["topic"], r["offset"]): r for r in out.to_pylist()}
@@ -135,11 +161,11 @@ def test_checked_batch_judges_each_record_by_its_topic_and_hands_over_the_agreed
 
 def test_parse_payloads_is_the_checkers_parse_without_the_checks(spark):
     """The benchmark's parse-only baseline: every field of both record types as text in
-    place of the payload, a malformed payload kept (in ``_corrupt``), nothing judged."""
+    place of the payload, what does not decode named in ``_corrupt``, nothing judged."""
     values = [txn(amount="-1"), cust(), '{"transaction_id": "T9"']
     out = X.parse_payloads(raw(spark, "transactions", values)).orderBy("offset").collect()
     fields = set(C.CUSTOMER_FIELDS) | set(C.TRANSACTION_FIELDS)
     assert set(out[0].asDict()) == set(X.RAW_COLUMNS) - {"value"} | fields | {"_corrupt"}
     assert (out[0]["amount"], out[0]["category"], out[0]["_corrupt"]) == ("-1", "groceries", None)
     assert (out[1]["birth_date"], out[1]["transaction_id"]) == ("1990-05-01", None)
-    assert out[2]["_corrupt"] == '{"transaction_id": "T9"' and out[2]["transaction_id"] is None
+    assert out[2]["_corrupt"] == C.REASON_MALFORMED_JSON and out[2]["transaction_id"] is None

@@ -84,10 +84,6 @@ class _Phases:
         self._t = now
 
 
-def _ms(value: datetime) -> int:
-    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
-
-
 def _bounded_by_clock(topic: str, ms: int) -> int:
     """A Kafka timestamp, counted at most :data:`MAX_CLOCK_SKEW_MS` ahead of this clock."""
     limit = int(time.time() * 1000) + MAX_CLOCK_SKEW_MS
@@ -217,9 +213,10 @@ class BatchProcessor:
         counted at most :data:`MAX_CLOCK_SKEW_MS` ahead of this host's clock."""
         clock = since_ms
         for t in (batch.customers, batch.transactions):
-            ts = pc.max(t["kafka_timestamp"]).as_py() if t.num_rows else None
-            if ts is not None:
-                clock = max(clock, _bounded_by_clock(t["topic"][0].as_py(), _ms(ts)))
+            # As integers: a quarantined record's Kafka time may be beyond datetime's years.
+            us = pc.max(pc.cast(t["kafka_timestamp"], pa.int64())).as_py() if t.num_rows else None
+            if us is not None:
+                clock = max(clock, _bounded_by_clock(t["topic"][0].as_py(), us // 1000))
         return clock
 
     def _stage_partitioned(self, batch_id: int, transactions: pa.Table) -> None:

@@ -33,8 +33,8 @@ CHECKED_SCHEMA = pa.schema(
         ("partition", pa.int32()),
         ("offset", pa.int64()),
         ("kafka_timestamp", TS),
-        ("key", pa.string()),
-        ("value", pa.string()),
+        ("key", pa.binary()),  # as received
+        ("value", pa.binary()),
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("customer_id", pa.string()),
@@ -69,8 +69,10 @@ QUARANTINE_COLUMNS = (
     "partition",
     "offset",
     "kafka_timestamp",
-    "key",
-    "raw_value",
+    "key",  # binary, exactly as received
+    "raw_value",  # binary, exactly as received
+    "key_text",  # the same as text for people: bytes that are not UTF-8 shown as \xNN
+    "value_text",
     "batch_id",
 )
 CUSTOMER_COLUMNS = (
@@ -424,7 +426,8 @@ def settle_transactions(
     timestamp, partition, offset), never of the micro-batch it falls into:
 
     * Enrichment: the customer as of the transaction's arrival (:meth:`CustomerHistory.lookup`);
-      no version arrived by then means ``unknown_customer``.
+      no version arrived by then means ``unknown_customer``, an event before that version's
+      birth date ``event_before_birth``.
     * Duplicates: an id accepted by an earlier batch, or by an earlier arrival in this one,
       is ``duplicate_transaction_id``.  Only accepted records use an id up: one that failed
       a record check or had no customer yet can be replayed under the same id.
@@ -455,9 +458,20 @@ def settle_transactions(
     ids = tid[arrival]
     found = history.lookup(cid[arrival], ts[arrival])
     known = found["found"].to_numpy(dtype=bool)
-    # Position (in arrival order) of each id's first arrival that has a customer: it is
+    # An event before its customer's birth has no age to band: quarantined, and like every
+    # quarantined record it does not use its id up.
+    kp = np.flatnonzero(known)
+    k_rows = arrival[kp]
+    k_year = txns["year"].to_numpy(zero_copy_only=False)[k_rows].astype(np.int64)
+    k_md = txns["month_day"].to_numpy(zero_copy_only=False)[k_rows].astype(np.int64)
+    k_age = k_year - found["birth_year"].to_numpy()[kp].astype(np.int64)
+    k_age -= k_md < found["birth_md"].to_numpy()[kp].astype(np.int64)
+    unborn_pos = np.zeros(len(ids), dtype=bool)
+    unborn_pos[kp[k_age < 0]] = True
+    eligible = known & ~unborn_pos
+    # Position (in arrival order) of each id's first arrival that can be accepted: it is
     # accepted unless an earlier batch took the id, and every later arrival is a repeat.
-    known_pos = np.flatnonzero(known)
+    known_pos = np.flatnonzero(eligible)
     first = known_pos[~pd.Series(ids[known_pos], dtype=object).duplicated(keep="first").to_numpy()]
     first_of_id = pd.Series(first, index=pd.Index(ids[first], dtype=object))
     first_pos = pd.Series(ids, dtype=object).map(first_of_id).to_numpy(dtype=float)
@@ -471,7 +485,10 @@ def settle_transactions(
     detail[unknown] = [
         f"no valid customer with id {c} had arrived before this transaction" for c in cid[unknown]
     ]
-    accepted = ~dup & known
+    born_late = arrival[~dup & unborn_pos]
+    reason[born_late] = C.REASON_EVENT_BEFORE_BIRTH
+    detail[born_late] = [f"event_time is before the birth_date of customer {c}" for c in cid[born_late]]
+    accepted = ~dup & eligible
     taken = np.zeros(n, dtype=bool)
     taken[arrival[accepted]] = True
 
@@ -564,10 +581,21 @@ def quarantine_rows(customers: pa.Table, settled: pa.Table, batch_id: int) -> pa
             "kafka_timestamp": bad["kafka_timestamp"],
             "key": bad["key"],
             "raw_value": bad["value"],
+            "key_text": readable(bad["key"]),
+            "value_text": readable(bad["value"]),
             "batch_id": pa.array([batch_id] * n, type=pa.int64()),
         }
         parts.append(pa.table(cols))
     return pa.concat_tables(parts)
+
+
+def readable(raw: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Bytes as text a person (and any Parquet reader) can take: UTF-8 where it is, each
+    other byte as ``\\xNN``, so the text is valid whatever arrived (nulls stay null)."""
+    return pa.array(
+        [None if b is None else b.decode("utf-8", "backslashreplace") for b in raw.to_pylist()],
+        type=pa.string(),
+    )
 
 
 def aggregate_deltas(transactions: pa.Table, cents: np.ndarray) -> dict[str, pd.DataFrame]:
