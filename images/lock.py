@@ -5,7 +5,8 @@ One source of truth: the extras in ``pyproject.toml``. Each image installs one l
 itself and every file it downloads is checked against a hash recorded here:
 
 * ``build.txt``     setuptools + wheel, to build the project wheel without build isolation
-* ``operator.txt``  the core dependencies + the ``operator`` extra
+* ``operator.txt``  the core dependencies + the ``operator`` and ``api`` extras (the operator
+                    image also runs the REST service of pipelines with ``spec.api.enabled``)
 * ``generator.txt`` the core dependencies + the ``generator`` extra
 * ``spark.txt``     the core dependencies + the ``spark`` extra, without pyspark and py4j
                     (the Spark image's own distribution provides them)
@@ -40,7 +41,7 @@ HEADER = "# streampipeline-lock-inputs: "
 # the Python images run 3.11 (kopf 1.45 needs it), the Spark image's Python is 3.10.
 LOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "build": ((), (), "3.10"),
-    "operator": (("operator",), (), "3.11"),
+    "operator": (("operator", "api"), (), "3.11"),
     "generator": (("generator",), (), "3.11"),
     "spark": (("spark",), ("pyspark", "py4j"), "3.10"),
 }

@@ -95,22 +95,49 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from .api.config import ApiConfig, new_token, token_from_env
     from .api.server import serve
 
-    pipeline = load_manifest(Path(args.manifest))
-    cfg = pipeline.to_job_config()
+    if (args.manifest is None) == (args.config is None):
+        raise SystemExit("streampipeline api: give a manifest or --config pipeline.json (one of them)")
+    if args.config is not None:  # the operator's ConfigMap: the job config it rendered
+        cfg = _read_job_config(Path(args.config))
+    else:
+        cfg = load_manifest(Path(args.manifest)).to_job_config()
     if args.bootstrap_servers:
         cfg["kafka"]["bootstrapServers"] = args.bootstrap_servers
     sink = None if args.no_sink else Path(args.sink or cfg["sink"]["path"])
     token = token_from_env()
-    if token is None:
+    if token is None and args.no_new_token:
+        print("Read-only: STREAMPIPELINE_API_TOKEN is not set, every write is refused (401).")
+    elif token is None:
         token = new_token()
         print(f"API write token (for POST, shown once; set STREAMPIPELINE_API_TOKEN to choose it): {token}")
     api_cfg = ApiConfig.from_job_config(cfg, sink=sink, token=token)
     print(
-        f"Serving pipeline {pipeline.name!r} on http://{args.host}:{args.port}/ "
-        f"(Kafka {api_cfg.bootstrap_servers})"
+        f"Serving pipeline {api_cfg.pipeline!r} on http://{args.host}:{args.port}/ "
+        f"(Kafka {api_cfg.bootstrap_servers})",
+        flush=True,
     )
     serve(api_cfg, host=args.host, port=args.port)
     return 0
+
+
+def _read_job_config(path: Path) -> dict:
+    """A resolved job config (``pipeline.json``, as the operator renders it), checked for the
+    keys the service reads so that a wrong file is one clear error, not a KeyError."""
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        kafka = cfg["kafka"]
+        strings = [
+            kafka["bootstrapServers"],
+            *(kafka["topics"][r]["name"] for r in ("customers", "transactions")),
+        ]
+        if not all(isinstance(v, str) for v in strings) or not isinstance(cfg["sink"], dict):
+            raise TypeError("kafka.bootstrapServers and the topic names must be strings, sink an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"streampipeline api: {path} is not a pipeline job config ({type(exc).__name__}: {exc}); "
+            "give the operator's pipeline.json or a manifest"
+        ) from exc
+    return cfg
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -208,7 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     a = sub.add_parser("api", help="serve the REST API and live dashboard for a pipeline's topics and sink")
-    a.add_argument("manifest")
+    a.add_argument("manifest", nargs="?", help="a StreamPipeline manifest (or give --config)")
+    a.add_argument(
+        "--config", metavar="PIPELINE_JSON", help="a rendered job config instead (the operator's ConfigMap)"
+    )
+    a.add_argument(
+        "--no-new-token",
+        action="store_true",
+        help="without STREAMPIPELINE_API_TOKEN refuse every write instead of generating a token",
+    )
     a.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 in a pod)")
     a.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     a.add_argument("--bootstrap-servers", help="override the spec's Kafka bootstrap address")

@@ -154,6 +154,8 @@ def status_schema() -> dict[str, Any]:
                     "persistentVolumeClaim": {"type": "string"},
                     "deployment": {"type": "string"},
                     "sparkApplication": {"type": "string"},
+                    "apiDeployment": {"type": "string"},
+                    "apiService": {"type": "string"},
                 },
             },
             "conditions": {

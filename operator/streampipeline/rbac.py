@@ -51,11 +51,13 @@ def rules(*, cluster: bool = True) -> list[dict[str, Any]]:
         _r([GROUP], [f"{PLURAL}/status"], ["get", "patch", "update"]),
         # ownerReferences with blockOwnerDeletion need update on the owner's finalizers.
         _r([GROUP], [f"{PLURAL}/finalizers"], ["update"]),
-        # Children. Topics/Deployments/ConfigMaps/PVCs are never deleted by the operator
-        # (garbage collection does it); SparkApplications are replaced and removed on suspend.
+        # Children. Topics/ConfigMaps/PVCs are never deleted by the operator (garbage
+        # collection does it); SparkApplications are replaced and removed on suspend, and the
+        # REST service's Deployment and Service removed when spec.api.enabled turns false.
         _r(["kafka.strimzi.io"], ["kafkatopics"], _APPLY),
         _r(["sparkoperator.k8s.io"], ["sparkapplications"], [*_APPLY, "delete"]),
-        _r(["apps"], ["deployments"], _APPLY),
+        _r(["apps"], ["deployments"], [*_APPLY, "delete"]),
+        _r([""], ["services"], [*_APPLY, "delete"]),
         _r([""], ["configmaps", "persistentvolumeclaims"], _APPLY),
         # kopf posts Events about the handling of each object.
         _r(["", "events.k8s.io"], ["events"], ["create", "patch"]),

@@ -15,6 +15,7 @@ Child names (the pipeline name is at most 40 characters, so all of these are val
 ``<name>-data``          PersistentVolumeClaim (unless ``spec.sink.volume.existingClaim``)
 ``<name>-generator``     Deployment
 ``<name>-processor``     ``sparkoperator.k8s.io/v1beta2`` SparkApplication
+``<name>-api``           Deployment and Service (only while ``spec.api.enabled``)
 =======================  ==================================  ===========================
 """
 
@@ -27,14 +28,18 @@ from typing import Any
 from spjobs.kafka_time import with_required
 from spjobs.processor.config import JVM_OPTIONS
 
+from .api.config import TOKEN_ENV
 from .settings import Settings
-from .spec import StreamPipeline
+from .spec import API_TOKEN_KEY, StreamPipeline
 
 __all__ = [
+    "API_PORT",
     "CONFIG_DIR",
     "CONFIG_KEY",
     "SPEC_HASH_ANNOTATION",
     "ChildNames",
+    "api_deployment",
+    "api_service",
     "children",
     "common_labels",
     "configmap",
@@ -54,6 +59,7 @@ CONFIG_HASH_ANNOTATION = "streampipeline.io/config-hash"
 MANAGED_BY = "streampipeline-operator"
 TOPIC_ROLES = ("customers", "transactions")
 RUN_AS_USER = 10001
+API_PORT = 8000
 SPARK_USER = 185  # the apache/spark image's "spark" user (images/spark/Dockerfile: USER 185)
 
 KAFKA_TOPIC_API = "kafka.strimzi.io/v1"
@@ -62,7 +68,8 @@ SPARK_APP_API = "sparkoperator.k8s.io/v1beta2"
 
 class ChildNames(dict):
     """``{"customers": ..., "transactions": ..., "config": ..., "data": ..., "generator": ...,
-    "processor": ...}`` (``data`` is the claim the sink uses: ours or the existing one)."""
+    "processor": ..., "api": ...}`` (``data`` is the claim the sink uses: ours or the existing
+    one; ``api`` names the REST service's Deployment and Service, which exist only when enabled)."""
 
 
 def names(p: StreamPipeline) -> ChildNames:
@@ -74,6 +81,7 @@ def names(p: StreamPipeline) -> ChildNames:
         data=volume.existing_claim or f"{p.name}-data",
         generator=f"{p.name}-generator",
         processor=f"{p.name}-processor",
+        api=f"{p.name}-api",
     )
 
 
@@ -371,11 +379,115 @@ def spark_application(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
     return {"apiVersion": SPARK_APP_API, "kind": "SparkApplication", "metadata": metadata, "spec": spec}
 
 
+# --- the REST service ----------------------------------------------------------------------
+
+
+def _api_args(p: StreamPipeline) -> list[str]:
+    # The rendered job config (the ConfigMap), not a manifest: one source for every pod.
+    # --no-new-token: a pod never invents a token (it would differ per replica and land in logs).
+    args = ["api", "--config", CONFIG_PATH, "--host", "0.0.0.0", "--port", str(API_PORT), "--no-new-token"]
+    if not p.spec.api.mount_sink:
+        args.append("--no-sink")  # the ReadWriteOnce claim is the Spark driver's
+    return args
+
+
+def api_deployment(p: StreamPipeline, settings: Settings) -> dict[str, Any]:
+    """The REST service and dashboard (``streampipeline api``) for this pipeline's topics.
+
+    It reads ``pipeline.json`` from the ConfigMap; the write token comes from
+    ``spec.api.tokenSecretName`` (key ``token``) or, unset, it is read-only.  Without
+    ``mountSink`` it serves the Kafka endpoints only: the claim the operator creates is
+    ReadWriteOnce and mounted by the Spark driver.  Not scaled down by ``suspend``: topics
+    and data stay, and so does the service that shows them.
+    """
+    api = p.spec.api
+    n = names(p)
+    job_config = p.to_job_config()
+    env: list[dict[str, Any]] = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    if api.token_secret_name:
+        ref = {"name": api.token_secret_name, "key": API_TOKEN_KEY}
+        env.append({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": ref}})
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": n["config"]}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if api.mount_sink:
+        mounts.append({"name": "data", "mountPath": p.spec.sink.path, "readOnly": True})
+        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": n["data"], "readOnly": True}})
+
+    def probe(path: str, period: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": "http"},
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        }
+
+    container = {
+        "name": "api",
+        "image": settings.api_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["streampipeline"],
+        "args": _api_args(p),
+        "env": env,
+        "ports": [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}],
+        "resources": api.resources.to_k8s(),
+        "volumeMounts": mounts,
+        "securityContext": _container_security_context(),
+        # /readyz fails while the broker does not answer; /healthz only says the process is up.
+        "readinessProbe": probe("/readyz", 10),
+        "livenessProbe": {**probe("/healthz", 20), "initialDelaySeconds": 10},
+    }
+    # Pods restart when what the service reads from pipeline.json changes.
+    config_hash = _digest({"kafka": job_config["kafka"], "sink": job_config["sink"], "name": p.name})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(p, n["api"], "api"),
+        "spec": {
+            "replicas": api.replicas,
+            "selector": {"matchLabels": selector_labels(p, "api")},
+            "template": {
+                "metadata": {
+                    "labels": common_labels(p, "api"),
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": _pod_security_context(RUN_AS_USER),
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def api_service(p: StreamPipeline) -> dict[str, Any]:
+    """A ClusterIP Service in front of the API pods (``kubectl port-forward svc/<name>-api``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(p, names(p)["api"], "api"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(p, "api"),
+            "ports": [{"name": "http", "port": API_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
 def children(p: StreamPipeline, settings: Settings) -> list[dict[str, Any]]:
     """Every child object, in apply order (topics and config before their consumers).
 
     While ``spec.suspend`` is true the generator has 0 replicas and there is no
-    SparkApplication.
+    SparkApplication; the REST service's Deployment and Service exist while
+    ``spec.api.enabled`` (suspended or not).
     """
     out = [kafka_topic(p, role) for role in TOPIC_ROLES]
     out.append(configmap(p))
@@ -385,4 +497,6 @@ def children(p: StreamPipeline, settings: Settings) -> list[dict[str, Any]]:
     out.append(generator_deployment(p, settings))
     if not p.spec.suspend:
         out.append(spark_application(p, settings))
+    if p.spec.api.enabled:
+        out += [api_deployment(p, settings), api_service(p)]
     return out

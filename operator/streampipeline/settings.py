@@ -18,6 +18,7 @@ __all__ = ["ENV", "Settings"]
 ENV: dict[str, str] = {
     "generator_image": "STREAMPIPELINE_GENERATOR_IMAGE",
     "spark_image": "STREAMPIPELINE_SPARK_IMAGE",
+    "api_image": "STREAMPIPELINE_API_IMAGE",
     "spark_main_file": "STREAMPIPELINE_SPARK_MAIN_FILE",
     "spark_service_account": "STREAMPIPELINE_SPARK_SERVICE_ACCOUNT",
     "spark_version": "STREAMPIPELINE_SPARK_VERSION",
@@ -32,6 +33,8 @@ _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 class Settings:
     generator_image: str = "ghcr.io/streampipeline/generator:0.1.0"
     spark_image: str = "ghcr.io/streampipeline/spark:0.1.0"
+    # The REST service (spec.api): the operator image carries the `api` extra.
+    api_image: str = "ghcr.io/streampipeline/operator:0.1.0"
     spark_main_file: str = "local:///opt/streampipeline/processor_main.py"
     spark_service_account: str = "streampipeline-spark"
     spark_version: str = "4.1.1"

@@ -67,6 +67,7 @@ __all__ = [
     "KIND",
     "PLURAL",
     "VERSION",
+    "ApiSpec",
     "CustomersTopicSpec",
     "DriverMemoryEstimate",
     "DriverSpec",
@@ -611,6 +612,47 @@ class SinkSpec:
     )
 
 
+DEFAULT_API_RESOURCES: Final = ResourcesSpec(
+    requests=ResourceList(cpu="50m", memory="128Mi"), limits=ResourceList(memory="512Mi")
+)
+API_TOKEN_KEY: Final = "token"  # the key of spec.api.tokenSecretName's Secret
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """The REST service and dashboard (``streampipeline api``): a Deployment and a Service."""
+
+    enabled: bool = spec_field(
+        Bool(),
+        "Deploy the REST service and dashboard for this pipeline (`<name>-api`: a Deployment and a "
+        "ClusterIP Service on port 8000). It keeps serving while `suspend` is true.",
+        default=False,
+    )
+    replicas: int = spec_field(
+        Int(1, 10),
+        "API pods. Reads are by offset with no consumer group, so replicas answer alike.",
+        default=1,
+    )
+    token_secret_name: str | None = spec_field(
+        _dns_subdomain(),
+        f"Secret (in the pipeline's namespace) whose key `{API_TOKEN_KEY}` is the bearer token for "
+        "writes (POST). Unset: the service is read-only, every write is refused (401). The pod "
+        "does not start until the Secret exists.",
+    )
+    mount_sink: bool = spec_field(
+        Bool(),
+        "Mount the sink's claim (read-only) for the dataset endpoints. Needs "
+        "`sink.volume.existingClaim` naming a ReadWriteMany claim: the claim the operator creates is "
+        "ReadWriteOnce and the Spark driver's. False: Kafka endpoints only (datasets answer 503).",
+        default=False,
+    )
+    resources: ResourcesSpec = spec_field(
+        Obj(ResourcesSpec),
+        "CPU/memory requests and limits of each API pod. Replaces the default as a whole.",
+        default=DEFAULT_API_RESOURCES,
+    )
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     """Desired state of a StreamPipeline: Kafka topics, a data generator and a Spark
@@ -627,6 +669,23 @@ class PipelineSpec:
     suspend: bool = spec_field(
         Bool(), "Stop the generator and the Spark job, keeping topics and data.", default=False
     )
+    api: ApiSpec = spec_field(Obj(ApiSpec), "REST service and dashboard.", default_factory=ApiSpec)
+
+    CEL: ClassVar = (
+        (
+            "!self.api.mountSink || has(self.sink.volume.existingClaim)",
+            "api.mountSink",
+            "needs spec.sink.volume.existingClaim (a ReadWriteMany claim)",
+        ),
+    )
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        if self.api.mount_sink and not self.sink.volume.existing_claim:
+            yield (
+                "api.mountSink",
+                "needs spec.sink.volume.existingClaim (a ReadWriteMany claim): the claim the "
+                "operator creates is ReadWriteOnce and mounted by the Spark driver",
+            )
 
 
 # --- the manifest -----------------------------------------------------------------------
@@ -766,9 +825,9 @@ class StreamPipeline:
     def to_job_config(self) -> dict[str, Any]:
         """The JSON-serialisable config the generator and the Spark job read: camelCase,
         every field present (unset optional fields as ``None``), computed defaults resolved,
-        durations as written ("5s"); ``suspend`` is left out (it is not the jobs' business)."""
+        durations as written ("5s"); ``suspend`` and ``api`` are left out (not the jobs' business)."""
         spec = SPEC_KIND.plain(self.spec, keep_none=True)
-        del spec["suspend"]
+        del spec["suspend"], spec["api"]
         kafka = spec["kafka"]
         kafka["bootstrapServers"] = self.bootstrap_servers
         kafka["topics"]["customers"]["name"] = self.customers_topic

@@ -187,6 +187,11 @@ def _corpus() -> list[Case]:
     }
     for case_id, value in cross.items():
         cases.append(Case(case_id, _set(BASE, topics, value), "spec.kafka.topics.transactions.name"))
+    # spec.api.mountSink only with an existing (ReadWriteMany) claim, not the operator's own.
+    mount = _set(BASE, ("spec", "api"), {"enabled": True, "mountSink": True})
+    for claim in (DELETE, "shared-rwx"):
+        doc = _set(mount, ("spec", "sink", "volume", "existingClaim"), claim)
+        cases.append(Case(f"api-mount-sink-claim={claim is not DELETE}", doc, "spec.api.mountSink"))
     resources = ("spec", "generator", "resources")
     for res, (low, high) in {"cpu": ("100m", "1"), "memory": ("128Mi", "1Gi")}.items():
         for req, lim in ((low, high), (high, low), (high, high)):

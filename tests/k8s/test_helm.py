@@ -93,7 +93,8 @@ def test_install_upgrade_uninstall(cp, namespace):
     # The RBAC is in force: the operator may work in any namespace, and no more.
     assert _can(cp, sa, "create", "kafkatopics.kafka.strimzi.io", "default")
     assert _can(cp, sa, "watch", "namespaces", None)
-    assert not _can(cp, sa, "delete", "deployments.apps", "default")
+    assert _can(cp, sa, "delete", "services", "default")  # the REST service's, when spec.api is disabled
+    assert not _can(cp, sa, "delete", "kafkatopics.kafka.strimzi.io", "default")
     assert not _can(cp, sa, "get", "secrets", namespace)
 
     # Upgrade: other images, and watch only this namespace.

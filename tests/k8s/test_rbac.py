@@ -32,6 +32,9 @@ ALLOWED = [
     ("create", "sparkapplications.sparkoperator.k8s.io", None),
     ("delete", "sparkapplications.sparkoperator.k8s.io", None),
     ("patch", "deployments.apps", None),
+    ("delete", "deployments.apps", None),  # the REST service's, when spec.api is disabled
+    ("create", "services", None),
+    ("delete", "services", None),
     ("create", "configmaps", None),
     ("create", "persistentvolumeclaims", None),
     ("create", "events", None),
@@ -40,7 +43,6 @@ DENIED = [
     ("create", "streampipelines.streampipeline.io"),
     ("delete", "streampipelines.streampipeline.io"),
     ("delete", "kafkatopics.kafka.strimzi.io"),
-    ("delete", "deployments.apps"),
     ("delete", "persistentvolumeclaims"),
     ("get", "secrets"),
     ("create", "pods"),

@@ -100,6 +100,12 @@ CASES = [
     ("volume-size-zero", "spec/sink/volume/size", "0", "spec.sink.volume.size"),
     ("retain-string", "spec/sink/retainOnDelete", "yes", "spec.sink.retainOnDelete"),
     ("suspend-string", "spec/suspend", "true", "spec.suspend"),
+    ("api-replicas-zero", "spec/api/replicas", 0, "spec.api.replicas"),
+    ("api-replicas-many", "spec/api/replicas", 11, "spec.api.replicas"),
+    ("api-secret-name", "spec/api/tokenSecretName", "Api_Token", "spec.api.tokenSecretName"),
+    ("api-enabled-string", "spec/api/enabled", "true", "spec.api.enabled"),
+    # The claim the operator creates is ReadWriteOnce (the Spark driver's): only an existing one.
+    ("api-mount-sink-own-claim", "spec/api/mountSink", True, "spec.api.mountSink"),
     ("name-too-long", "metadata/name", "p" * 41, "metadata.name"),
     ("name-with-dot", "metadata/name", "pay.ments", "metadata.name"),
 ]

@@ -195,6 +195,16 @@ def test_operator_env_follows_values(render):
     assert env["STREAMPIPELINE_IMAGE_PULL_POLICY"] == "Always"
     assert env["FOO"] == "bar"
     assert c["image"].endswith(":1.2.3")
+    # The REST service runs the operator image (it carries the `api` extra) unless told otherwise.
+    assert env["STREAMPIPELINE_API_IMAGE"] == c["image"] == "ghcr.io/streampipeline/operator:1.2.3"
+
+
+def test_api_image_can_be_set_apart(render):
+    env = {
+        e["name"]: e.get("value")
+        for e in operator_container(render("pipelines.apiImage=reg.example/api:4"))["env"]
+    }
+    assert env["STREAMPIPELINE_API_IMAGE"] == "reg.example/api:4"
 
 
 def test_service_exposes_metrics(render):

@@ -118,6 +118,8 @@ def test_status_schema(manifest):
         "persistentVolumeClaim",
         "deployment",
         "sparkApplication",
+        "apiDeployment",
+        "apiService",
     }
 
 
@@ -170,7 +172,8 @@ def test_rbac_least_privilege():
     assert grants[("streampipeline.io", "streampipelines/status")] >= {"patch"}
     assert "delete" in grants[("sparkoperator.k8s.io", "sparkapplications")]
     assert "delete" not in grants[("kafka.strimzi.io", "kafkatopics")]
-    assert "delete" not in grants[("apps", "deployments")]
+    # The REST service's Deployment and Service are removed when spec.api.enabled turns false.
+    assert "delete" in grants[("apps", "deployments")] and "delete" in grants[("", "services")]
     assert "delete" not in grants[("", "persistentvolumeclaims")]
     assert grants[("apiextensions.k8s.io", "customresourcedefinitions")] == {"get", "list", "watch"}
     assert ("", "secrets") not in grants and ("", "pods") not in grants

@@ -215,7 +215,7 @@ def test_round_trip(source):
     assert load_manifest(yaml.safe_dump(m)) == p  # YAML-ready: only plain types
     assert load_manifest(json.loads(json.dumps(m))) == p
     assert m["metadata"]["namespace"] == p.namespace
-    assert set(m["spec"]) == {"kafka", "generator", "processing", "sink", "suspend"}
+    assert set(m["spec"]) == {"kafka", "generator", "processing", "sink", "suspend", "api"}
 
 
 def test_parse_spec_matches_load_manifest():
@@ -903,3 +903,50 @@ def test_module_exports_exist():
     for name in sp.__all__:
         assert hasattr(sp, name), name
     assert isinstance(load_manifest(minimal()), StreamPipeline)
+
+
+# --- spec.api ---------------------------------------------------------------------------
+
+
+def test_api_defaults_off_and_read_only():
+    api = load_manifest(minimal()).spec.api
+    assert (api.enabled, api.replicas, api.token_secret_name, api.mount_sink) == (False, 1, None, False)
+    assert api.resources.to_k8s() == {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+    assert "api" not in load_manifest(minimal()).to_job_config()  # not the jobs' business
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec/api/replicas", 0),
+        ("spec/api/replicas", 11),
+        ("spec/api/tokenSecretName", "Not_A_Name"),
+        ("spec/api/tokenSecretName", ""),
+        ("spec/api/enabled", "yes"),
+        ("spec/api/port", 80),
+    ],
+)
+def test_api_bad_fields_are_named(path, value):
+    (error,) = errors_of(manifest(**{path: value}))
+    assert error.path == path.replace("/", ".")
+
+
+def test_api_mount_sink_needs_an_existing_claim():
+    (error,) = errors_of(manifest(**{"spec/api/mountSink": True}))
+    assert error.path == "spec.api.mountSink"
+    assert "existingClaim" in error.message and "ReadWriteMany" in error.message
+    p = load_manifest(
+        manifest(**{"spec/api/mountSink": True, "spec/sink/volume/existingClaim": "shared-rwx"})
+    )
+    assert p.spec.api.mount_sink
+
+
+def test_api_mount_sink_rule_is_in_the_crd():
+    from streampipeline import crd
+
+    rules = crd.spec_schema()["x-kubernetes-validations"]
+    (rule,) = [r for r in rules if r.get("fieldPath") == ".api.mountSink"]
+    assert "existingClaim" in rule["rule"] and rule["message"].startswith("spec.api.mountSink ")

@@ -65,6 +65,12 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/* The REST service's image (spec.api): pipelines.apiImage, else the operator image (it
+carries the `api` extra). */}}
+{{- define "streampipeline.apiImage" -}}
+{{- .Values.pipelines.apiImage | default (include "streampipeline.image" .) }}
+{{- end }}
+
 {{/* Namespaces the Spark driver's ServiceAccount + Role go to. */}}
 {{- define "streampipeline.sparkNamespaces" -}}
 {{- $ns := .Values.sparkRbac.namespaces | default .Values.watchNamespaces | default (list .Release.Namespace) }}
@@ -93,7 +99,10 @@ streampipeline.rbac.rules(cluster=False) (tests/unit/test_chart.py checks).
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
   resources: ["configmaps", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch", "update"]

@@ -9,13 +9,14 @@ nor the job to report to the service, and every replica computes the same.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from spjobs.processor.batch import read_progress
+from spjobs import contract as C
 
 from .config import ApiConfig
 from .kafka_io import KafkaGateway, KafkaUnavailable
@@ -32,6 +33,17 @@ def topic_offsets(gw: KafkaGateway, topic: str) -> dict[str, Any] | None:
         "partitions": [{"partition": p, "low": lo, "high": hi} for p, (lo, hi) in sorted(marks.items())],
         "end_offset_total": sum(hi for _, hi in marks.values()),
     }
+
+
+def read_progress(sink: Path) -> dict[str, Any] | None:
+    """The Spark job's progress file, as ``spjobs.processor.batch.read_progress`` reads it
+    (a test holds the two equal). Not imported from there: that module needs pyspark and
+    pandas, which the service's image (the operator's) does not carry."""
+    try:
+        doc = json.loads((Path(sink) / C.CHECKPOINTS_DIR / "processor" / "progress.json").read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def processor_progress(sink: Path | None) -> dict[str, Any] | None:

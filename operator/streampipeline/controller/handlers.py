@@ -1,4 +1,5 @@
-"""kopf handlers: StreamPipeline -> KafkaTopics, ConfigMap, PVC, Deployment, SparkApplication.
+"""kopf handlers: StreamPipeline -> KafkaTopics, ConfigMap, PVC, Deployments, SparkApplication,
+Service.
 
 * create/resume/update: parse the spec (an invalid one sets ``phase: Failed`` and is not
   retried: the user has to fix it), render the children, adopt them (owner references:
@@ -7,7 +8,9 @@
   change patches the Deployment in place, a partition increase patches the KafkaTopic,
   and a change to what the Spark job runs (its ``spec-hash`` annotation) deletes and
   re-creates the SparkApplication, which resumes from its checkpoint.  ``suspend``
-  scales the generator to 0 and deletes the SparkApplication.
+  scales the generator to 0 and deletes the SparkApplication (the REST service stays:
+  topics and data do).  ``spec.api.enabled: false`` deletes the REST service's
+  Deployment and Service (``<name>-api``) if the pipeline owns them.
 * status: recomputed from the children's own status whenever a child changes (event
   handlers on KafkaTopics, Deployments and SparkApplications carrying our labels); a
   deleted child is re-created.
@@ -173,6 +176,24 @@ def _ensure_spark_application(kube: Kube, app: dict[str, Any], logger: logging.L
     kube.apply(app)
 
 
+# The REST service's children (spec.api): removed again when it is disabled.
+API_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"))
+
+
+def _remove_api(kube: Kube, p: StreamPipeline, owner: Mapping[str, Any], logger: logging.Logger) -> None:
+    """Delete ``<name>-api`` (Deployment and Service) if this pipeline owns them: an object
+    of that name that someone else made is left alone."""
+    name, uid = render.names(p)["api"], owner["metadata"]["uid"]
+    for api_version, kind in API_KINDS:
+        try:
+            existing = kube.get(api_version, kind, p.namespace, name)
+            refs = ((existing or {}).get("metadata") or {}).get("ownerReferences") or []
+            if any(r.get("uid") == uid for r in refs) and kube.delete(api_version, kind, p.namespace, name):
+                logger.info(f"spec.api.enabled is false: deleted {kind} {name}")
+        except ApiException as exc:
+            raise _temporary(exc, f"{kind} {name}") from exc
+
+
 def reconcile(body: Mapping[str, Any], logger: logging.Logger | None = None) -> StreamPipeline | None:
     """Bring the children in line with ``body`` (a StreamPipeline); idempotent.
 
@@ -217,6 +238,8 @@ def reconcile(body: Mapping[str, Any], logger: logging.Logger | None = None) -> 
             if problems:
                 delay = min(e.delay or 10 for e in problems)
                 raise kopf.TemporaryError("; ".join(str(e) for e in problems), delay=delay)
+            if not p.spec.api.enabled:
+                _remove_api(kube, p, body, logger)
             if p.spec.suspend:
                 processor = render.names(p)["processor"]
                 try:
@@ -280,6 +303,13 @@ def refresh_status(namespace: str, name: str, observed_generation: int | None = 
                 deleting=bool(meta.get("deletionTimestamp")),
             )
         patch: dict[str, Any] = {k: None for k in STATUS_KEYS if k not in status and k in previous}
+        old_children = previous.get("children") or {}
+        if isinstance(old_children, dict) and "children" in status:
+            # A merge patch merges objects: a child no longer listed is removed by a null.
+            status["children"] = {
+                **{k: None for k in old_children if k not in status["children"]},
+                **status["children"],
+            }
         patch.update({k: v for k, v in status.items() if previous.get(k) != v})
         if patch:
             kube.merge_patch(API_VERSION, KIND, namespace, name, {"status": patch}, sub="status")

@@ -24,6 +24,7 @@ PLURALS = {
     "ConfigMap": "configmaps",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Deployment": "deployments",
+    "Service": "services",
     "KafkaTopic": "kafkatopics",
     "SparkApplication": "sparkapplications",
     "StreamPipeline": "streampipelines",

@@ -181,6 +181,8 @@ def _children(p: StreamPipeline) -> dict[str, Any]:
         "persistentVolumeClaim": n["data"],
         "deployment": n["generator"],
         "sparkApplication": n["processor"],
+        # The REST service (spec.api): a Deployment and a Service of the same name.
+        **({"apiDeployment": n["api"], "apiService": n["api"]} if p.spec.api.enabled else {}),
     }
 
 
