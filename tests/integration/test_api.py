@@ -136,13 +136,14 @@ def test_post_produces_keyed_by_customer_and_reads_back(client, cfg):
 
 BAD_TRANSACTIONS = [
     ({"amount": ...}, "amount", C.REASON_MISSING_FIELD),
-    ({"amount": 12.5}, "amount", "wrong_type"),
+    ({"amount": 12.5}, "amount", C.REASON_WRONG_TYPE),
+    ({"merchant": "m" * (C.MAX_FIELD_CHARS + 1)}, "merchant", C.REASON_FIELD_TOO_LONG),
     ({"amount": "1.234"}, "amount", C.REASON_INVALID_AMOUNT),
     ({"amount": "-1.00"}, "amount", C.REASON_NON_POSITIVE_AMOUNT),
     ({"event_time": "yesterday"}, "event_time", C.REASON_MALFORMED_DATE),
     ({"category": "boats"}, "category", C.REASON_UNKNOWN_CATEGORY),
     ({"payment_method": "barter"}, "payment_method", C.REASON_UNKNOWN_PAYMENT_METHOD),
-    ({"currency": "USD"}, "currency", "invalid_currency"),
+    ({"currency": "USD"}, "currency", C.REASON_UNSUPPORTED_CURRENCY),
     ({"surprise": "x"}, "surprise", "unknown_field"),
     ({"customer_id": None}, "customer_id", C.REASON_MISSING_FIELD),
 ]
