@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 from fastapi.testclient import TestClient
 
 from spjobs import contract as C
+from spjobs.processor import records as P
 from streampipeline.api.app import create_app
 from streampipeline.api.config import ApiConfig
 from streampipeline.local.kafka import TopicSpec, ensure_topics
@@ -132,17 +133,22 @@ def test_post_produces_keyed_by_customer_and_reads_back(client, cfg):
         assert (m["partition"], m["offset"], m["key"]) == (d["partition"], d["offset"], sent["customer_id"])
         assert json.loads(m["value"]) == sent
         assert m["timestamp"].endswith("Z") and m["value_encoding"] == "utf-8"
+        # The bytes in Kafka pass the Spark job's own record checks, at their Kafka timestamp.
+        kafka_us = P.instant_us(m["timestamp"])
+        assert isinstance(P.check(True, m["value"].encode("utf-8"), kafka_us), P.Customer), m
 
 
 BAD_TRANSACTIONS = [
     ({"amount": ...}, "amount", C.REASON_MISSING_FIELD),
-    ({"amount": 12.5}, "amount", "wrong_type"),
+    ({"amount": 12.5}, "amount", C.REASON_WRONG_TYPE),
+    ({"merchant": "m" * (C.MAX_FIELD_CHARS + 1)}, "merchant", C.REASON_FIELD_TOO_LONG),
     ({"amount": "1.234"}, "amount", C.REASON_INVALID_AMOUNT),
     ({"amount": "-1.00"}, "amount", C.REASON_NON_POSITIVE_AMOUNT),
     ({"event_time": "yesterday"}, "event_time", C.REASON_MALFORMED_DATE),
     ({"category": "boats"}, "category", C.REASON_UNKNOWN_CATEGORY),
     ({"payment_method": "barter"}, "payment_method", C.REASON_UNKNOWN_PAYMENT_METHOD),
-    ({"currency": "USD"}, "currency", "invalid_currency"),
+    ({"currency": "USD"}, "currency", C.REASON_UNSUPPORTED_CURRENCY),
+    ({"merchant": "\ud800"}, "merchant", C.REASON_INVALID_ENCODING),
     ({"surprise": "x"}, "surprise", "unknown_field"),
     ({"customer_id": None}, "customer_id", C.REASON_MISSING_FIELD),
 ]
@@ -154,7 +160,11 @@ def test_a_bad_batch_is_refused_whole_naming_each_bad_field(client, cfg):
         [good] + [transaction("api-c1", **over) for over, _, _ in BAD_TRANSACTIONS] + [good, "not an object"]
     )
     before = end_offsets(cfg, cfg.transactions_topic)
-    r = client.post(f"/api/v1/topics/{cfg.transactions_topic}/messages", json=batch, headers=auth(TOKEN))
+    r = client.post(  # ASCII JSON: the lone surrogate travels as a \ud800 escape
+        f"/api/v1/topics/{cfg.transactions_topic}/messages",
+        content=json.dumps(batch),
+        headers={"content-type": "application/json", **auth(TOKEN)},
+    )
     body = is_problem(r, 422)
     got = {(e["record"], e["field"], e["reason"]) for e in body["errors"]}
     want = {(i + 1, f, reason) for i, (_, f, reason) in enumerate(BAD_TRANSACTIONS)}

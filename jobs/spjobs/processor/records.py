@@ -408,4 +408,193 @@ def check(is_customer: bool, value: bytes | None, kafka_us: int | None) -> Custo
     return out[0] if type(out) is tuple else out
 
 
-__all__ = ["Customer", "Rejected", "Transaction", "check", "check_customer", "check_transaction"]
+# --- Every problem of a record, for a producer that must name each bad field -----------
+# The job stops at a record's first failing check; the REST service refuses a record
+# before producing it and must name every bad field.  Both use this module, so they cannot
+# disagree: ``problems(...)[0].rejected`` is :func:`check`'s verdict on the same bytes, and
+# ``problems(...) == []`` exactly when :func:`check` accepts them (property-tested).  The
+# hot path above stays as it is; this one runs on rejected or API-posted records only.
+
+
+class Problem(NamedTuple):
+    """One problem of one record: its field ("" for the record as a whole) and why."""
+
+    field: str
+    rejected: Rejected
+
+
+def _rank(reason: str, after: int = 0) -> int:
+    return C.RECORD_CHECKS.index(reason, after)
+
+
+_RANK_WRONG_TYPE = _rank(C.REASON_WRONG_TYPE)
+_RANK_SURROGATE = _rank(C.REASON_INVALID_ENCODING, _rank(C.REASON_MALFORMED_JSON))
+_RANK_FIELD_OUT_OF_RANGE = _rank(C.REASON_TIMESTAMP_OUT_OF_RANGE, 1)
+
+
+def _field_problem(f: str, v: Any, required: bool) -> tuple[int, Rejected] | None:
+    """A field's first failing field check (the rank of that check, and why), else None."""
+    if v is not None and type(v) is not str:
+        return _RANK_WRONG_TYPE, Rejected(
+            C.REASON_WRONG_TYPE, f"field '{f}' must be a JSON string, not a JSON {_type_name(v)}"
+        )
+    if v is not None and not encodable(v):
+        return _RANK_SURROGATE, Rejected(
+            C.REASON_INVALID_ENCODING, f"field '{f}' holds a lone UTF-16 surrogate escape"
+        )
+    if required and (v is None or not v.strip()):
+        return _rank(C.REASON_MISSING_FIELD), Rejected(
+            C.REASON_MISSING_FIELD, f"missing required field '{f}'"
+        )
+    if v is not None and len(v) > C.MAX_FIELD_CHARS:
+        return _rank(C.REASON_FIELD_TOO_LONG), Rejected(
+            C.REASON_FIELD_TOO_LONG, f"field '{f}' has {len(v)} characters, more than {C.MAX_FIELD_CHARS}"
+        )
+    return None
+
+
+def _time_problem(f: str, text: str) -> tuple[int, Rejected] | None:
+    us = instant_us(text)
+    if type(us) is not Rejected:
+        return None
+    rank = (
+        _rank(C.REASON_MALFORMED_DATE) if us.reason == C.REASON_MALFORMED_DATE else _RANK_FIELD_OUT_OF_RANGE
+    )
+    return rank, Rejected(us.reason, f"{f} {us.detail}: {show(text)}")
+
+
+def _customer_values(v: dict[str, str], kafka_ok: bool, kafka_us: int) -> list[tuple[str, int, Rejected]]:
+    out: list[tuple[str, int, Rejected]] = []
+    birth_text = v.get("birth_date")
+    birth = None if birth_text is None else date_days(birth_text)
+    if birth_text is not None and birth is None:
+        out.append(
+            (
+                "birth_date",
+                _rank(C.REASON_MALFORMED_DATE),
+                Rejected(C.REASON_MALFORMED_DATE, f"birth_date is not a yyyy-MM-dd day: {show(birth_text)}"),
+            )
+        )
+    for f in ("signup_time", "updated_at"):
+        if f in v and (p := _time_problem(f, v[f])) is not None:
+            out.append((f, *p))
+    if birth is None or not kafka_ok:
+        return out
+    signup = instant_us(v["signup_time"]) if "signup_time" in v else None
+    kafka_day = kafka_us // _US_PER_DAY
+    rank = _rank(C.REASON_IMPLAUSIBLE_BIRTH_DATE)
+    if (type(signup) is int and birth > signup // _US_PER_DAY) or birth > kafka_day:
+        out.append(
+            (
+                "birth_date",
+                rank,
+                Rejected(
+                    C.REASON_IMPLAUSIBLE_BIRTH_DATE,
+                    f"birth_date {birth_text} is after the signup_time or the record's Kafka day",
+                ),
+            )
+        )
+    elif birth < _years_before_days(kafka_day, C.MAX_AGE_YEARS):
+        out.append(
+            (
+                "birth_date",
+                rank,
+                Rejected(
+                    C.REASON_IMPLAUSIBLE_BIRTH_DATE,
+                    f"birth_date {birth_text} is more than {C.MAX_AGE_YEARS} years before the Kafka day",
+                ),
+            )
+        )
+    return out
+
+
+def _transaction_values(v: dict[str, str]) -> list[tuple[str, int, Rejected]]:
+    out: list[tuple[str, int, Rejected]] = []
+    if "event_time" in v and (p := _time_problem("event_time", v["event_time"])) is not None:
+        out.append(("event_time", *p))
+    amount = v.get("amount")
+    if amount is not None:
+        if _AMOUNT.fullmatch(amount) is None:
+            out.append(
+                (
+                    "amount",
+                    _rank(C.REASON_INVALID_AMOUNT),
+                    Rejected(
+                        C.REASON_INVALID_AMOUNT,
+                        "amount must be a decimal string with exactly 2 places and at most "
+                        f'{C.AMOUNT_MAX_INTEGER_DIGITS} integer digits, e.g. "123.45", got {show(amount)}',
+                    ),
+                )
+            )
+        elif int(amount.replace(".", "")) <= 0:
+            out.append(
+                (
+                    "amount",
+                    _rank(C.REASON_NON_POSITIVE_AMOUNT),
+                    Rejected(C.REASON_NON_POSITIVE_AMOUNT, f"amount must be > 0, got {show(amount)}"),
+                )
+            )
+    currency = v.get("currency")
+    if currency is not None and currency != C.CURRENCY:
+        out.append(
+            (
+                "currency",
+                _rank(C.REASON_UNSUPPORTED_CURRENCY),
+                Rejected(
+                    C.REASON_UNSUPPORTED_CURRENCY,
+                    f"currency must be {C.CURRENCY} (or absent), got {show(currency)}",
+                ),
+            )
+        )
+    for f, vocab, reason in (
+        ("category", _CATEGORIES, C.REASON_UNKNOWN_CATEGORY),
+        ("payment_method", _PAYMENT_METHODS, C.REASON_UNKNOWN_PAYMENT_METHOD),
+    ):
+        if f in v and v[f] not in vocab:
+            out.append((f, _rank(reason), Rejected(reason, f"unknown {f}: {show(v[f])}")))
+    return out
+
+
+def problems(is_customer: bool, value: bytes | None, kafka_us: int | None) -> list[Problem]:
+    """Every problem of one record in the order of the checks (then of the fields): the
+    job's verdict is the first, and none means :func:`check` accepts the record."""
+    out: list[tuple[str, int, Rejected]] = []
+    kafka = _check_kafka_time(kafka_us)
+    if kafka is not None:
+        out.append(("", 0, kafka))
+    obj = decode(value)
+    if type(obj) is not dict:
+        out.append(("", _rank(obj.reason), obj))
+        return [Problem(f, r) for f, _, r in out]
+    fields, required = (
+        (C.CUSTOMER_FIELDS, C.CUSTOMER_REQUIRED)
+        if is_customer
+        else (C.TRANSACTION_FIELDS, C.TRANSACTION_REQUIRED)
+    )
+    clean: dict[str, str] = {}
+    for f in fields:
+        v = obj.get(f)
+        bad = _field_problem(f, v, f in required)
+        if bad is not None:
+            out.append((f, *bad))
+        elif v is not None:
+            clean[f] = v
+    if is_customer:
+        out += _customer_values(clean, kafka is None, kafka_us or 0)
+    else:
+        out += _transaction_values(clean)
+    order = {f: i for i, f in enumerate(fields)}
+    out.sort(key=lambda p: (p[1], order.get(p[0], -1)))
+    return [Problem(f, r) for f, _, r in out]
+
+
+__all__ = [
+    "Customer",
+    "Problem",
+    "Rejected",
+    "Transaction",
+    "check",
+    "check_customer",
+    "check_transaction",
+    "problems",
+]

@@ -174,7 +174,8 @@ def _records_of(body: Any, max_batch: int) -> list[Any]:
 
 
 def validate_batch(kind: str, records: list[Any]) -> list[dict[str, Any]]:
-    """Every bad field of every record, each naming the record's index (empty when all pass)."""
+    """Every bad field of every record, each naming the record's index (empty when all pass):
+    the Spark job's checks on the bytes that would be produced, and the API's unknown-field policy."""
     errors = []
     for i, rec in enumerate(records):
         for err in R.validate(kind, rec):  # type: ignore[arg-type]
@@ -192,13 +193,8 @@ async def _produce(cfg: ApiConfig, gw: KafkaGateway, topic: str, records: list[A
             "nothing was produced",
             errors,
         )
-    encoded = [
-        (
-            r["customer_id"].encode("utf-8"),
-            json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
-        )
-        for r in records
-    ]
+    # The very bytes validate_batch judged with the job's own checks.
+    encoded = [(r["customer_id"].encode("utf-8"), R.encode(r)) for r in records]
     try:
         results = await run_in_threadpool(gw.produce, topic, encoded)
     except KafkaUnavailable as exc:
