@@ -45,6 +45,7 @@ __all__ = [
     "DockerError",
     "ensure_images",
     "ensure_standins",
+    "save_image",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -519,6 +520,31 @@ def ensure_images(engine: DockerEngine, names: Sequence[str] = tuple(IMAGE_TAGS)
     # Earlier builds of the same tags, now untagged: keep the cache's data root from growing.
     engine.docker("image", "prune", "-f", check=False, timeout=300)
     return out
+
+
+def save_image(engine: DockerEngine, tag: str, cache_dir: Path | None = None) -> Path:
+    """``docker save`` of ``tag`` to a tarball cached under its image id (e.g. for a test node).
+
+    A warm run finds the tarball of the same id and writes nothing; older tarballs of the
+    same tag are removed so the cache holds one per image.
+    """
+    image_id = engine.docker("image", "inspect", "-f", "{{.Id}}", tag, timeout=30).stdout.strip()
+    stem = tag.replace("/", "_").replace(":", "_")
+    directory = cache_dir or cache_root() / "image-archives"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}@{image_id.removeprefix('sha256:')[:16]}.tar"
+    if path.is_file():
+        return path
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    try:
+        engine.docker("save", "-o", str(tmp), tag, timeout=900)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in directory.glob(f"{stem}@*.tar"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
 
 
 @contextlib.contextmanager
