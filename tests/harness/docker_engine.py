@@ -43,6 +43,7 @@ __all__ = [
     "STANDINS",
     "DockerEngine",
     "DockerError",
+    "ensure_broker_image",
     "ensure_images",
     "ensure_standins",
     "save_image",
@@ -545,6 +546,30 @@ def save_image(engine: DockerEngine, tag: str, cache_dir: Path | None = None) ->
         if old != path:
             old.unlink(missing_ok=True)
     return path
+
+
+BROKER_TAG = "streampipeline.local/kafka-broker:4.1.1"
+BROKER_DIR = Path(__file__).resolve().parent / "broker"
+
+
+def ensure_broker_image(engine: DockerEngine) -> str:
+    """The test node's Kafka broker (``broker/``): the project's Maven Kafka jars on the JDK of
+    the maven stand-in, standing in for Strimzi's broker image. Cached by its inputs."""
+    from streampipeline.local.jars import kafka_jars
+
+    ensure_standins(engine)
+    base = "maven:3.9.11-eclipse-temurin-17"
+    jars = kafka_jars()
+    inputs = _digest([BROKER_DIR, jars], [BROKER_TAG, engine.label(base) or ""])
+    if engine.label(BROKER_TAG) == inputs:
+        return BROKER_TAG
+    with tempfile.TemporaryDirectory(prefix="sp-broker-") as tmp:
+        context = Path(tmp)
+        shutil.copytree(jars, context / "libs")
+        for f in BROKER_DIR.iterdir():
+            shutil.copy2(f, context / f.name)
+        engine.build(BROKER_TAG, context, context / "Dockerfile", inputs, build_args={"BASE": base})
+    return BROKER_TAG
 
 
 @contextlib.contextmanager
