@@ -279,3 +279,24 @@ def test_pipeline_generator_pods_produce_to_the_broker_pod(cluster: NodeCluster)
     stopped = end_offsets(node, "payments-transactions")
     time.sleep(5)
     assert end_offsets(node, "payments-transactions") == stopped
+
+    # Resume: a pod runs again and production goes on from where it stopped.
+    node.kubectl(
+        "patch", "streampipeline", "payments", "-n", NS, "--type=merge", "-p", '{"spec": {"suspend": false}}'
+    )
+    _wait(
+        "production after resume", lambda: end_offsets(node, "payments-transactions") > stopped, timeout=240
+    )
+
+    # Delete: garbage collection removes the Deployment and its pods; the PVC (retainOnDelete) stays.
+    pvcs = [c["metadata"]["name"] for c in _json(node, "get", "pvc", "-n", NS)["items"]]
+    assert pvcs == ["payments-data"]
+    node.kubectl("delete", "streampipeline", "payments", "-n", NS, "--timeout=120s", timeout=150)
+    _wait(
+        "the generator Deployment and pods gone",
+        lambda: not _json(
+            node, "get", "deployments,pods", "-n", NS, "-l", "app.kubernetes.io/component=generator"
+        )["items"],
+        timeout=180,
+    )
+    assert [c["metadata"]["name"] for c in _json(node, "get", "pvc", "-n", NS)["items"]] == pvcs
