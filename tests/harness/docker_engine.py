@@ -43,8 +43,10 @@ __all__ = [
     "STANDINS",
     "DockerEngine",
     "DockerError",
+    "ensure_broker_image",
     "ensure_images",
     "ensure_standins",
+    "save_image",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -519,6 +521,55 @@ def ensure_images(engine: DockerEngine, names: Sequence[str] = tuple(IMAGE_TAGS)
     # Earlier builds of the same tags, now untagged: keep the cache's data root from growing.
     engine.docker("image", "prune", "-f", check=False, timeout=300)
     return out
+
+
+def save_image(engine: DockerEngine, tag: str, cache_dir: Path | None = None) -> Path:
+    """``docker save`` of ``tag`` to a tarball cached under its image id (e.g. for a test node).
+
+    A warm run finds the tarball of the same id and writes nothing; older tarballs of the
+    same tag are removed so the cache holds one per image.
+    """
+    image_id = engine.docker("image", "inspect", "-f", "{{.Id}}", tag, timeout=30).stdout.strip()
+    stem = tag.replace("/", "_").replace(":", "_")
+    directory = cache_dir or cache_root() / "image-archives"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}@{image_id.removeprefix('sha256:')[:16]}.tar"
+    if path.is_file():
+        return path
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    try:
+        engine.docker("save", "-o", str(tmp), tag, timeout=900)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in directory.glob(f"{stem}@*.tar"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+BROKER_TAG = "streampipeline.local/kafka-broker:4.1.1"
+BROKER_DIR = Path(__file__).resolve().parent / "broker"
+
+
+def ensure_broker_image(engine: DockerEngine) -> str:
+    """The test node's Kafka broker (``broker/``): the project's Maven Kafka jars on the JDK of
+    the maven stand-in, standing in for Strimzi's broker image. Cached by its inputs."""
+    from streampipeline.local.jars import kafka_jars
+
+    ensure_standins(engine)
+    base = "maven:3.9.11-eclipse-temurin-17"
+    jars = kafka_jars()
+    inputs = _digest([BROKER_DIR, jars], [BROKER_TAG, engine.label(base) or ""])
+    if engine.label(BROKER_TAG) == inputs:
+        return BROKER_TAG
+    with tempfile.TemporaryDirectory(prefix="sp-broker-") as tmp:
+        context = Path(tmp)
+        shutil.copytree(jars, context / "libs")
+        for f in BROKER_DIR.iterdir():
+            shutil.copy2(f, context / f.name)
+        engine.build(BROKER_TAG, context, context / "Dockerfile", inputs, build_args={"BASE": base})
+    return BROKER_TAG
 
 
 @contextlib.contextmanager

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,29 @@ def node() -> Iterator[NodeCluster]:
     finally:
         cluster.stop()
     assert cluster.leftovers == [], f"the node left these on the host: {cluster.leftovers}"
+
+
+@pytest.fixture(scope="session")
+def node_image(node: NodeCluster, docker_engine, project_images) -> Callable[[str], str]:
+    """``node_image("operator")`` -> the image's name in the node's store.
+
+    The project images are built by the suite's own Docker engine (cached by their inputs),
+    saved once per image id (``save_image``) and imported into the node's containerd on
+    first use; the engine runs without iptables or a bridge, so it and the node coexist.
+    """
+    from harness.docker_engine import save_image
+
+    imported: dict[str, str] = {}
+
+    def get(name: str) -> str:
+        if name not in imported:
+            t0 = time.monotonic()
+            archive = save_image(docker_engine, project_images[name])
+            t1 = time.monotonic()
+            names = node.import_image(archive)
+            tag = project_images[name]
+            imported[name] = next(n for n in names if n.endswith(tag.split("/", 1)[-1]))
+            print(f"node image {name}: save {t1 - t0:.1f}s, import {time.monotonic() - t1:.1f}s")
+        return imported[name]
+
+    return get

@@ -390,13 +390,24 @@ def test_extras_match_strimzi_schemas(render):
 
 
 def test_test_hook_pod(render):
-    pod = one(render(), "Pod")
+    """By default the hook runs in the operator's own image (on the node already: no pull)."""
+    docs = render()
+    pod = one(docs, "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     (c,) = pod["spec"]["containers"]
-    assert c["image"] == "busybox:1.37"
-    assert c["command"][0] == "wget"
+    (operator,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == operator["image"]
+    assert c["imagePullPolicy"] == operator["imagePullPolicy"]
+    assert c["command"][:2] == ["python", "-c"]
     assert c["command"][-1] == "http://rel-streampipeline-operator:8081/healthz"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_test_hook_pod_with_its_own_image(render):
+    (c,) = one(render("test.image=busybox:1.37"), "Pod")["spec"]["containers"]
+    assert c["image"] == "busybox:1.37"
+    assert c["command"][:2] == ["wget", "-q"]
+    assert c["command"][-1] == "http://rel-streampipeline-operator:8081/healthz"
 
 
 def test_include_crds(helm):
