@@ -125,3 +125,37 @@ def test_the_vendored_chart_library_is_the_pinned_build_with_its_license():
     page = (VENDOR.parent / "dashboard.html").read_text()
     assert "/static/vendor/chart.js-4.5.1.umd.min.js" in page
     assert "://" not in page, "the page loads nothing from another host"
+
+
+def test_a_local_run_prints_a_generated_token_but_never_the_users_own(monkeypatch, tmp_path):
+    """`streampipeline run` shows the token it generated once; a token the user set in the
+    environment is a secret of theirs and is used without being echoed."""
+    from streampipeline.api import server as server_mod
+    from streampipeline.local import api as local_api
+
+    class _Server:
+        url = "http://127.0.0.1:1"
+
+        def __init__(self, cfg, port=0):
+            self.cfg = cfg
+
+        def start(self):
+            return self
+
+    monkeypatch.setattr(server_mod, "BackgroundServer", _Server)
+    from streampipeline.spec import load_manifest
+
+    root = Path(__file__).resolve().parents[2]
+    job_config = load_manifest((root / "k8s" / "examples" / "pipeline.yaml").read_text()).to_job_config()
+    for users in (None, "users-own-secret-token"):
+        if users:
+            monkeypatch.setenv("STREAMPIPELINE_API_TOKEN", users)
+        else:
+            monkeypatch.delenv("STREAMPIPELINE_API_TOKEN", raising=False)
+        lines: list[str] = []
+        run_api = local_api.start_for(job_config, tmp_path, lines.append)
+        text = "\n".join(lines)
+        if users:
+            assert run_api.token == users and users not in text
+        else:
+            assert run_api.token and run_api.token in text

@@ -30,9 +30,13 @@ def start_for(
     from ..api.config import ApiConfig, new_token, token_from_env
     from ..api.server import BackgroundServer
 
-    token = token_from_env() or new_token()
+    given = token_from_env()
+    token = given or new_token()
     cfg = ApiConfig.from_job_config(job_config, sink=sink, token=token)
     server = BackgroundServer(cfg, port=port).start()
     printer(f"Dashboard and API: {server.url}/  (OpenAPI docs: {server.url}/docs)")
-    printer(f"API write token (for POST, shown once): {token}")
+    if given:  # the user's own secret: never echoed
+        printer("API write token: the one in STREAMPIPELINE_API_TOKEN")
+    else:
+        printer(f"API write token (for POST, shown once): {token}")
     return LocalApi(server.url, token, server)
