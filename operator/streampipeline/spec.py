@@ -527,8 +527,10 @@ class ProcessingSpec:
     trigger: str = spec_field(Duration(minimum="100ms"), "Micro-batch interval.", default="5s")
     watermark: str = spec_field(
         Duration(),
-        "Event-time lateness bound: transactions older than the latest event time minus this are "
-        "flagged is_late (they are still written and aggregated).",
+        "Event-time lateness bound: a transaction whose event_time is more than this before the "
+        "latest event time of the valid transactions of earlier batches (each counted at most as "
+        "its Kafka timestamp, so one event stamped in the future cannot move it) is flagged "
+        "is_late (it is still written and aggregated).",
         default="30s",
     )
     deduplication_window: str = spec_field(
