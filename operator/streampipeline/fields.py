@@ -525,7 +525,8 @@ class Quantity(Kind):
         return out
 
     def rules(self, path):
-        out = []
+        # The pattern applies to strings only: an integer must not be negative either.
+        out = [cel("type(self) != int || self >= 0", f"{path} must be a quantity such as {self._EXAMPLES}")]
         if self.memory:
             out.append(
                 cel(

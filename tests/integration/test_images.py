@@ -117,7 +117,7 @@ def test_generator_image_produces_what_it_tallies(generated, pipeline, kafka):
     assert len(customers) == in_customers, tally
     assert len(customers) + len(transactions) == tally["total"], tally
     # The pod's name is in every id, as on Kubernetes (--instance $(POD_NAME)).
-    assert all("imgtest-generator-abc12" in (r.key or "") for r in transactions[:50]), transactions[0]
+    assert all(b"imgtest-generator-abc12" in (r.key or b"") for r in transactions[:50]), transactions[0]
     print(f"generator container: {EVENTS} events in {seconds:.1f}s")
 
 

@@ -36,6 +36,13 @@ CASES = [
     ("cluster-uppercase", "spec/kafka/cluster", "Dev-Cluster", "spec.kafka.cluster"),
     ("cluster-too-long", "spec/kafka/cluster", "c" * 48, "spec.kafka.cluster"),
     ("bootstrap-no-port", "spec/kafka/bootstrapServers", "kafka", "spec.kafka.bootstrapServers"),
+    # The quantity pattern binds strings only; hypothesis found an integer -1 the server kept.
+    (
+        "cpu-negative-int",
+        "spec/generator/resources/requests/cpu",
+        -1,
+        "spec.generator.resources.requests.cpu",
+    ),
     (
         "topic-create-time",
         "spec/kafka/topics/transactions/config",

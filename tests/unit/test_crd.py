@@ -300,8 +300,8 @@ def test_every_python_only_check_has_its_cel_rule(manifest):
             needs.append(any("at most" in m for m in here))
         if isinstance(kind, fw.SparkMemory):
             needs.append(any(f"at least {kind.minimum}" in m for m in here))
-        if isinstance(kind, fw.Quantity) and (kind.memory or kind.positive):
-            needs.append(len(here) == kind.memory + kind.positive)
+        if isinstance(kind, fw.Quantity):  # an integer >= 0 (the pattern is for strings), then m, > 0
+            needs.append(len(here) == 1 + kind.memory + kind.positive)
         if isinstance(kind, fw.MapOf) and kind.key_pattern:
             needs.append(any("keys must be" in m for m in here))
         if isinstance(kind, fw.Obj) and hasattr(kind.cls, "_problems"):
