@@ -5,7 +5,11 @@ What stands in for Strimzi, which cannot be had here: the broker is one KRaft po
 the project's Maven Kafka jars (tests/harness/broker/) behind the Service name the pipeline's
 ``kafka.cluster`` implies (``<cluster>-kafka-bootstrap``); the test does the topic operator's
 part (creates each KafkaTopic's topic on the broker with its partitions and config, then writes
-the KafkaTopic's Ready status). Nothing runs the SparkApplication (no spark-operator here).
+the KafkaTopic's Ready status).
+
+What stands in for spark-operator: tests/harness/spark_submit.py turns the operator's
+SparkApplication into the ``spark-submit --deploy-mode cluster`` call spark-operator makes (plus
+pod templates for what its webhook adds); the driver pod then creates its executor pod itself.
 """
 
 from __future__ import annotations
@@ -300,3 +304,249 @@ def test_pipeline_generator_pods_produce_to_the_broker_pod(cluster: NodeCluster)
         timeout=180,
     )
     assert [c["metadata"]["name"] for c in _json(node, "get", "pvc", "-n", NS)["items"]] == pvcs
+
+
+# --- the Spark job as real pods (spark-submit standing in for spark-operator) -------------
+
+# Reads a topic from inside the cluster (the broker advertises its Service name, which only
+# the cluster's DNS knows) and prints each record as a JSON line, bytes in base64.
+_DUMP_TOPIC = r"""
+import base64, json, sys
+from confluent_kafka import Consumer, TopicPartition
+bootstrap, topic = sys.argv[1], sys.argv[2]
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": "sp-reference",
+              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
+c.assign([TopicPartition(topic, p, 0) for p in parts])
+done = {p for p, e in ends.items() if e == 0}
+b64 = lambda b: None if b is None else base64.b64encode(b).decode()
+while len(done) < len(parts):
+    for m in c.consume(10000, timeout=1.0):
+        if m.error():
+            continue
+        print(json.dumps([m.partition(), m.offset(), m.timestamp()[1], b64(m.key()), b64(m.value())]))
+        if m.offset() + 1 >= ends[m.partition()]:
+            done.add(m.partition())
+    for tp in c.position([TopicPartition(topic, p) for p in parts if p not in done]):
+        if tp.offset >= ends[tp.partition]:
+            done.add(tp.partition)
+c.close()
+"""
+
+
+def read_topic_in_cluster(node: NodeCluster, image: str, bootstrap: str, topic: str) -> list:
+    """Every record of ``topic``, read by a pod (the Spark image's Python and client)."""
+    import base64
+
+    from integration.reference import Raw
+
+    name = f"dump-{topic}"[:60]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {**RESTRICTED_POD, "runAsUser": 185, "runAsGroup": 185},
+            "containers": [
+                {
+                    "name": "dump",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", _DUMP_TOPIC, bootstrap, topic],
+                    "securityContext": RESTRICTED_CONTAINER,
+                    "resources": {
+                        "requests": {"cpu": "50m", "memory": "128Mi"},
+                        "limits": {"memory": "512Mi"},
+                    },
+                }
+            ],
+        },
+    }
+    node.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+    try:
+        _wait(
+            f"pod {name} to finish",
+            lambda: _json(node, "get", "pod", name, "-n", NS)["status"].get("phase")
+            in ("Succeeded", "Failed"),
+            timeout=180,
+        )
+        phase = _json(node, "get", "pod", name, "-n", NS)["status"]["phase"]
+        out = node.kubectl("logs", name, "-n", NS, timeout=120).stdout
+        assert phase == "Succeeded", out[-3000:]
+    finally:
+        node.kubectl("delete", "pod", name, "-n", NS, "--wait=false", check=False)
+
+    def unb64(s):
+        return None if s is None else base64.b64decode(s)
+
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("[")]
+    return [Raw(topic, p, o, ts, unb64(k), unb64(v)) for p, o, ts, k, v in rows]
+
+
+def _pv_dir(node: NodeCluster, claim: str) -> Path:
+    pvc = _json(node, "get", "pvc", claim, "-n", NS)
+    pv = _json(node, "get", "pv", pvc["spec"]["volumeName"])
+    return Path(pv["spec"]["hostPath"]["path"])
+
+
+def _spark_pods(node: NodeCluster, app: str) -> list[dict]:
+    return _json(node, "get", "pods", "-n", NS, "-l", f"sparkoperator.k8s.io/app-name={app}")["items"]
+
+
+def _driver_logs(node: NodeCluster, pod: str) -> str:
+    return node.kubectl("logs", pod, "-n", NS, "--tail=80", check=False).stdout[-6000:]
+
+
+# Small CPU requests: the node has 2 allocatable CPUs, and the rendered SparkApplication's
+# driver and executor (1 core each, Spark's request = cores) would not fit beside the broker,
+# the operator and CoreDNS. The job still runs with spark.{driver,executor}.cores = 1.
+SMALL_REQUESTS = {
+    "spark.kubernetes.driver.request.cores": "200m",
+    "spark.kubernetes.executor.request.cores": "200m",
+}
+
+
+def test_spark_job_runs_as_driver_and_executor_pods_and_writes_the_contract(
+    cluster: NodeCluster, node_image, tmp_path: Path
+) -> None:
+    from harness.spark_submit import submit, submit_command
+    from integration.reference import compute
+    from integration.verify import assert_outputs_match
+
+    from spjobs.processor.batch import read_progress
+
+    node = cluster
+    spark_image = node_image("spark")
+    t0 = time.monotonic()
+    manifest = pipeline_manifest(ratePerSecond=40)
+    manifest["metadata"]["name"] = "ledger"
+    node.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    app_name = "ledger-processor"
+    app = _wait(
+        "the operator's SparkApplication",
+        lambda: next(
+            (
+                a
+                for a in _json(node, "get", "sparkapplications", "-n", NS)["items"]
+                if a["metadata"]["name"] == app_name
+            ),
+            None,
+        ),
+    )
+    assert spark_image.endswith(app["spec"]["image"].split("/", 1)[-1]), (app["spec"]["image"], spark_image)
+    _wait(
+        "the ledger KafkaTopics",
+        lambda: len(reconcile_topics(node)) >= 2 and condition_of(node, "ledger", "TopicsReady"),
+    )
+    _wait(
+        "records in ledger-transactions", lambda: end_offsets(node, "ledger-transactions") > 200, timeout=300
+    )
+    # Stop production (0 replicas keeps the SparkApplication): the topics then hold a fixed set.
+    node.kubectl(
+        "patch", "streampipeline", "ledger", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"generator": {"replicas": 0}}}),
+    )  # fmt: skip
+    _wait(
+        "no ledger generator pods",
+        lambda: not [p for p in generator_pods(node) if p["metadata"]["name"].startswith("ledger-")],
+        timeout=180,
+    )
+    produced = end_offsets(node, "ledger-transactions")
+    app = _json(node, "get", "sparkapplication", app_name, "-n", NS)  # as it is now
+
+    # spark-submit runs as a ServiceAccount with the driver's Role, as spark-operator runs
+    # it with its own ServiceAccount (not as the cluster's admin).
+    node.kubectl("create", "serviceaccount", "spark-submitter", "-n", NS)
+    node.kubectl(
+        "create", "rolebinding", "spark-submitter", "-n", NS,
+        f"--role={app['spec']['driver']['serviceAccount']}", f"--serviceaccount={NS}:spark-submitter",
+    )  # fmt: skip
+    token = tmp_path / "token"
+    token.write_text(
+        node.kubectl("create", "token", "spark-submitter", "-n", NS, "--duration=1h").stdout.strip()
+    )
+    argv = submit_command(
+        app,
+        master=node.server,
+        workdir=tmp_path,
+        submission_auth={"caCertFile": str(node.pki / "ca.crt"), "oauthTokenFile": str(token)},
+        extra_conf=SMALL_REQUESTS,
+    )
+    driver_pod = f"{app_name}-driver"
+    try:
+        t_submit = time.monotonic()
+        proc = submit(argv)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        submitted = time.monotonic() - t_submit
+
+        # The driver pod, with the SparkApplication's ServiceAccount and the PVC, creates its
+        # executor pod itself (its RBAC), and both run.
+        driver = _wait(
+            "the driver pod",
+            lambda: next(
+                (p for p in _spark_pods(node, app_name) if p["metadata"]["name"] == driver_pod), None
+            ),
+        )
+        assert driver["spec"]["serviceAccountName"] == app["spec"]["driver"]["serviceAccount"]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in driver["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
+        assert claims == ["ledger-data"]
+
+        def executor_running():
+            pods = _spark_pods(node, app_name)
+            d = next((p for p in pods if p["metadata"]["name"] == driver_pod), None)
+            assert d is not None and d["status"].get("phase") != "Failed", _driver_logs(node, driver_pod)
+            ex = [p for p in pods if p["metadata"].get("labels", {}).get("spark-role") == "executor"]
+            return [p for p in ex if p["status"].get("phase") == "Running"]
+
+        executors = _wait("a running executor pod", executor_running, timeout=300)
+        assert len(executors) == app["spec"]["executor"]["instances"]
+        owner = executors[0]["metadata"]["ownerReferences"][0]
+        assert (owner["kind"], owner["name"]) == ("Pod", driver_pod)
+
+        # The job catches up with what was produced, writing to the PVC's host directory.
+        sink = _pv_dir(node, "ledger-data")
+
+        def caught_up():
+            d = _json(node, "get", "pod", driver_pod, "-n", NS)
+            assert d["status"].get("phase") == "Running", _driver_logs(node, driver_pod)
+            progress = read_progress(sink) or {}
+            return (progress.get("input") or {}).get("ledger-transactions", 0) >= produced
+
+        _wait(f"the job to consume {produced} transactions", caught_up, timeout=600, every=3)
+        caught = time.monotonic() - t_submit
+    finally:
+        node.kubectl(
+            "delete", "pod", driver_pod, "-n", NS, "--wait=true", "--timeout=120s", check=False, timeout=150
+        )
+    _wait(
+        "the executor pods gone (owned by the driver)", lambda: not _spark_pods(node, app_name), timeout=180
+    )
+
+    config = json.loads(_json(node, "get", "configmap", "ledger-config", "-n", NS)["data"]["pipeline.json"])
+    bootstrap = config["kafka"]["bootstrapServers"]
+    topics = config["kafka"]["topics"]
+    exp = compute(
+        read_topic_in_cluster(node, spark_image, bootstrap, topics["customers"]["name"]),
+        read_topic_in_cluster(node, spark_image, bootstrap, topics["transactions"]["name"]),
+        tuple(config["processing"]["ageBands"]),
+    )
+    figures = assert_outputs_match(sink, exp)
+    assert figures["transactions"] > 0
+    node.kubectl("delete", "streampipeline", "ledger", "-n", NS, "--timeout=120s", timeout=150)
+    print(
+        f"spark on the node: submit {submitted:.1f}s, caught up {caught:.1f}s after submit, "
+        f"total {time.monotonic() - t0:.1f}s, {figures}"
+    )
+
+
+def condition_of(node: NodeCluster, name: str, kind: str) -> bool:
+    sp = _json(node, "get", "streampipeline", name, "-n", NS)
+    return any(
+        c["type"] == kind and c["status"] == "True" for c in (sp.get("status") or {}).get("conditions") or []
+    )
